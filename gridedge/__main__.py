@@ -1,0 +1,5 @@
+"""Allow ``python -m gridedge``."""
+
+from gridedge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""The daemon: open the outbox, start one poll loop per meter, stop gracefully on request.
+
+``run(config, shutdown_trigger=...)`` is the whole lifecycle; tests stop it with an event, the
+command line with SIGTERM/SIGINT. Resources are entered on one ``AsyncExitStack`` (outbox
+first, so it is the last to close and flushes whatever the loops handed it), activities run in
+one ``TaskGroup``. An unexpected exception in any activity ends ``run`` with that exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+
+from gridedge.config import Config, MeterConfig
+from gridedge.links import Link
+from gridedge.links.simulated import SimulatedLink, log_fault
+from gridedge.log import get_logger
+from gridedge.model import Envelope
+from gridedge.outbox import Outbox, open_outbox
+from gridedge.poll import MeterState, Schedule, phase_for, poll_forever
+from gridedge.simulator.physics import MeterSimulator
+from gridedge.systemd import Notifier
+
+_log = get_logger("daemon")
+
+STOP_TIMEOUT_S = 5.0
+"""Upper bound on a graceful stop once shutdown is requested."""
+
+
+class OutboxSink:
+    """The poll loops' sink: every envelope goes into the outbox first."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    async def put(self, envelopes: list[Envelope]) -> None:
+        await self._outbox.append(envelopes)
+
+
+def build_link(meter: MeterConfig, config: Config) -> Link:
+    """The link object that reads ``meter``."""
+    driver = config.drivers[meter.driver]
+    sim = MeterSimulator(
+        meter.id, driver, meter.link.params, meter.link.faults, meter.link.seed, on_fault=log_fault
+    )
+    return SimulatedLink(meter.id, sim)
+
+
+async def run(
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    states: dict[str, MeterState] | None = None,
+) -> None:
+    """Run the gateway until ``shutdown_trigger`` returns (default: SIGTERM or SIGINT).
+
+    Args:
+        config: the validated configuration.
+        shutdown_trigger: awaited while the gateway runs; when it returns, the gateway stops.
+        states: filled with each meter's live state (for callers that watch progress).
+    """
+    notifier = Notifier()
+    states = states if states is not None else {}
+    async with AsyncExitStack() as stack:
+        stack.callback(notifier.close)
+        if shutdown_trigger is None:
+            shutdown_trigger = _signal_trigger(stack)
+        outbox = await stack.enter_async_context(open_outbox(config.outbox))
+        sink = OutboxSink(outbox)
+        async with asyncio.TaskGroup() as tg:
+            tasks = _start_polling(tg, config, sink, states)
+            _log.info(
+                "daemon.started",
+                gateway=config.gateway.id,
+                meters=len(config.meters),
+                outbox=str(config.outbox.path),
+            )
+            notifier.send(READY=1, STATUS=f"{len(config.meters)} meters polling")
+            await shutdown_trigger()
+            _log.info("daemon.stopping")
+            notifier.send(STOPPING=1)
+            for task in tasks:
+                task.cancel()
+    _log.info("daemon.stopped")
+
+
+def _start_polling(
+    tg: asyncio.TaskGroup,
+    config: Config,
+    sink: OutboxSink,
+    states: dict[str, MeterState],
+) -> Sequence[asyncio.Task[None]]:
+    tasks = []
+    for meter in config.meters:
+        state = states.setdefault(meter.id, MeterState(meter.id))
+        schedule = Schedule(
+            interval_s=meter.interval_s,
+            phase_s=phase_for(meter.id, meter.interval_s),
+            offline_after=meter.offline_after,
+            max_backoff_s=meter.max_backoff_s,
+        )
+        channels = len(config.drivers[meter.driver].channels)
+        coro = poll_forever(build_link(meter, config), schedule, sink, state, channels=channels)
+        tasks.append(tg.create_task(coro, name=f"poll:{meter.id}"))
+    return tasks
+
+
+def _signal_trigger(stack: AsyncExitStack) -> Callable[[], Awaitable[object]]:
+    """A trigger that returns on the first SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+        stack.callback(loop.remove_signal_handler, sig)
+    return stop.wait

@@ -1,0 +1,171 @@
+"""The poll loop: one per meter, on a drift-free monotonic schedule.
+
+Reading ``k`` of a meter is due at ``start + phase + k * interval`` on the monotonic clock, so
+the schedule never drifts however long each read takes; a read that overruns skips the ticks it
+missed (counted) instead of bunching up. Each sample is stamped with the wall-clock UTC time at
+which the read started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gridedge.errors import LinkError
+from gridedge.links import Link
+from gridedge.log import FailureStreak, get_logger
+from gridedge.model import Envelope, Kind, Quality, Sample
+
+_log = get_logger("poll")
+
+
+class SampleSink(Protocol):
+    """Where the poll loop hands its output; returns once the envelopes are stored."""
+
+    async def put(self, envelopes: list[Envelope]) -> None: ...
+
+
+@dataclass
+class MeterState:
+    """What the poll loop knows about one meter; read by metrics, health and status lines."""
+
+    device: str
+    online: bool = True
+    polls: int = 0
+    samples: int = 0
+    values: int = 0
+    overruns: int = 0
+    consecutive_failures: int = 0
+    last_success_ts: float | None = None
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When to read a meter.
+
+    Attributes:
+        interval_s: time between reads while the meter answers.
+        phase_s: offset of this meter's ticks, so many meters do not all fire at once.
+        offline_after: consecutive failures after which the meter counts as offline.
+        max_backoff_s: longest wait between attempts to reach an offline meter.
+    """
+
+    interval_s: float
+    phase_s: float = 0.0
+    offline_after: int = 3
+    max_backoff_s: float = 60.0
+
+    def backoff_s(self, failures: int) -> float:
+        """How long to wait after ``failures`` consecutive failures (doubling when offline)."""
+        if failures < self.offline_after:
+            return self.interval_s
+        doublings = min(failures - self.offline_after + 1, 30)
+        return min(self.interval_s * 2.0**doublings, max(self.max_backoff_s, self.interval_s))
+
+
+def phase_for(device: str, interval_s: float) -> float:
+    """A stable per-device offset in [0, interval) that spreads meters over the interval."""
+    digest = 0
+    for ch in device.encode():
+        digest = (digest * 131 + ch) % 1_000_003
+    return (digest / 1_000_003) * interval_s
+
+
+async def poll_forever(
+    link: Link,
+    schedule: Schedule,
+    sink: SampleSink,
+    state: MeterState,
+    *,
+    channels: int,
+    wallclock: Callable[[], float] = time.time,
+) -> None:
+    """Read ``link`` on ``schedule`` and hand each sample to ``sink``, until cancelled.
+
+    Args:
+        link: the meter.
+        schedule: interval, phase and backoff.
+        sink: stores samples and status envelopes.
+        state: updated in place after every attempt.
+        channels: how many channels a complete sample has (fewer makes it partial).
+        wallclock: source of sample timestamps (UTC epoch seconds).
+    """
+    loop = asyncio.get_running_loop()
+    streak = FailureStreak(_log, "poll", device=link.device)
+    start = loop.time() + schedule.phase_s
+    tick = 0
+    while True:
+        await asyncio.sleep(max(0.0, start + tick * schedule.interval_s - loop.time()))
+        ts = wallclock()
+        state.polls += 1
+        try:
+            values = await link.read()
+        except LinkError as exc:
+            await _failed(exc, ts, schedule, sink, state, streak)
+        else:
+            await _succeeded(values, ts, sink, state, streak, channels)
+        tick = _next_tick(tick, schedule, state, elapsed_s=loop.time() - start)
+
+
+def _next_tick(tick: int, schedule: Schedule, state: MeterState, *, elapsed_s: float) -> int:
+    """The next tick: one interval on, or later when backing off or when the read overran."""
+    interval = schedule.interval_s
+    wait = schedule.backoff_s(state.consecutive_failures)
+    # The small tolerance keeps float rounding from skipping a tick that is due right now.
+    by_backoff = max(tick + 1, math.ceil((tick * interval + wait) / interval - 1e-6))
+    by_clock = math.ceil(elapsed_s / interval - 1e-6)
+    if by_clock > by_backoff:
+        state.overruns += by_clock - by_backoff
+    return max(by_backoff, by_clock)
+
+
+async def _succeeded(
+    values: dict[str, float],
+    ts: float,
+    sink: SampleSink,
+    state: MeterState,
+    streak: FailureStreak,
+    channels: int,
+) -> None:
+    quality = Quality.GOOD if len(values) >= channels else Quality.PARTIAL
+    envelopes = [Envelope.of_sample(Sample(state.device, ts, values, quality))]
+    if not state.online:
+        state.online = True
+        envelopes.append(_status(state.device, ts, online=True, error=None))
+        _log.info("meter.online", device=state.device)
+    streak.succeeded()
+    state.consecutive_failures = 0
+    await sink.put(envelopes)
+    state.samples += 1
+    state.values += len(values)
+    state.last_success_ts = ts
+
+
+async def _failed(
+    exc: LinkError,
+    ts: float,
+    schedule: Schedule,
+    sink: SampleSink,
+    state: MeterState,
+    streak: FailureStreak,
+) -> None:
+    state.errors[exc.kind] += 1
+    state.consecutive_failures += 1
+    streak.failed(exc.kind, detail=exc.detail)
+    if state.online and state.consecutive_failures >= schedule.offline_after:
+        state.online = False
+        _log.warning("meter.offline", device=state.device, failures=state.consecutive_failures)
+        await sink.put([_status(state.device, ts, online=False, error=exc.kind)])
+
+
+def _status(device: str, ts: float, *, online: bool, error: str | None) -> Envelope:
+    body: dict[str, object] = {"state": "online" if online else "offline"}
+    if error is not None:
+        body["error"] = error
+    return Envelope(kind=Kind.STATUS, device=device, ts=ts, body=body)

@@ -1,0 +1,341 @@
+"""The register codec and read planner: pure functions, no I/O and no asyncio.
+
+Orders: ``byte_order`` is the order of the two bytes inside each 16-bit register (Modbus itself
+sends the high byte first, so "big" is the norm); ``word_order`` is the order of the registers
+of a multi-register value ("big" puts the most significant register first). A float32 230.0
+(0x43660000) is ``[0x4366, 0x0000]`` big/big and ``[0x0000, 0x4366]`` with little word order.
+
+Bit tables (coils, discrete inputs) travel as one 0/1 value per address, so the same functions
+treat a ``bool`` channel's "registers" as bits.
+
+Scale factors: a channel may name a SunSpec-style scale-factor register (an int16 in the same
+table, value times ``10 ** sf``). The planner treats each such register as a one-register span
+to cover, so it lands in some read; every :class:`ReadRequest` lists the scale-factor addresses
+it covers. A poll therefore gathers :func:`read_scale_factors` from all responses first and hands
+them to :func:`decode_response`, which also picks up the ones in its own response.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from gridedge.drivers import Channel, DataType, Order, RegisterTable
+from gridedge.errors import CodecError
+
+MAX_READ_REGISTERS = 125
+"""Most registers one Modbus read may return (function codes 3 and 4)."""
+
+MAX_READ_BITS = 2000
+"""Most bits one Modbus read may return (function codes 1 and 2)."""
+
+MAX_SCALE_FACTOR = 10
+"""SunSpec scale factors range over -10..10; anything else is "not implemented" or garbage."""
+
+_BIT_TABLES = frozenset({RegisterTable.COIL, RegisterTable.DISCRETE})
+_FORMATS = {
+    DataType.INT16: "h",
+    DataType.UINT16: "H",
+    DataType.INT32: "i",
+    DataType.UINT32: "I",
+    DataType.INT64: "q",
+    DataType.UINT64: "Q",
+    DataType.FLOAT32: "f",
+    DataType.FLOAT64: "d",
+}
+_INTEGER_RANGES = {
+    dtype: (-(1 << (16 * dtype.registers - 1)), (1 << (16 * dtype.registers - 1)) - 1)
+    if signed
+    else (0, (1 << (16 * dtype.registers)) - 1)
+    for dtype, signed in (
+        (DataType.INT16, True),
+        (DataType.UINT16, False),
+        (DataType.INT32, True),
+        (DataType.UINT32, False),
+        (DataType.INT64, True),
+        (DataType.UINT64, False),
+    )
+}
+
+
+# --- codec ---------------------------------------------------------------------------------
+
+
+def decode(
+    registers: Sequence[int],
+    dtype: DataType,
+    byte_order: Order = Order.BIG,
+    word_order: Order = Order.BIG,
+) -> int | float:
+    """Turn raw registers (or one bit, for ``bool``) into a number.
+
+    Floats come back as they are, NaN and infinities included; :func:`decode_channel` is the
+    place that refuses them.
+
+    Raises:
+        CodecError: wrong number of registers, or a value outside 0..65535 (0..1 for bits).
+    """
+    if len(registers) != dtype.registers:
+        raise CodecError(f"{dtype.value} needs {dtype.registers} register(s), got {len(registers)}")
+    top = 1 if dtype is DataType.BOOL else 0xFFFF
+    for word in registers:
+        if not isinstance(word, int) or not 0 <= word <= top:
+            raise CodecError(f"{dtype.value}: register value {word!r} is outside 0..{top}")
+    if dtype is DataType.BOOL:
+        return int(registers[0])
+    data = _words_to_bytes(registers, byte_order, word_order)
+    value: int | float = struct.unpack(">" + _FORMATS[dtype], data)[0]
+    return value
+
+
+def encode(
+    value: float,
+    dtype: DataType,
+    byte_order: Order = Order.BIG,
+    word_order: Order = Order.BIG,
+) -> list[int]:
+    """Turn a number into raw registers (or one bit, for ``bool``); the inverse of :func:`decode`.
+
+    Raises:
+        CodecError: an integer type cannot hold ``value`` (fraction, out of range, not
+            finite), ``bool`` got something other than 0 or 1, or a float is too large.
+    """
+    if dtype is DataType.BOOL:
+        if value not in (0, 1):
+            raise CodecError(f"bool holds 0 or 1, got {value!r}")
+        return [int(value)]
+    fmt = ">" + _FORMATS[dtype]
+    if dtype in _INTEGER_RANGES:
+        data = struct.pack(fmt, _whole(value, dtype))
+    else:
+        try:
+            data = struct.pack(fmt, value)
+        except OverflowError:
+            raise CodecError(f"{value!r} is too large for {dtype.value}") from None
+    return _bytes_to_words(data, byte_order, word_order)
+
+
+def decode_channel(
+    channel: Channel, registers: Sequence[int], scale_factor: int | None = None
+) -> float:
+    """A channel's physical value: ``raw * scale + offset``, times ``10 ** scale_factor``.
+
+    The channel's ``min``/``max`` limits are not applied here: whether an implausible value is
+    dropped or flagged is the caller's decision.
+
+    Raises:
+        CodecError: the registers do not decode, the value is not finite (a garbled float
+            must never become a reading), or the channel needs a scale factor and got none.
+    """
+    try:
+        raw = decode(registers, channel.type, channel.byte_order, channel.word_order)
+    except CodecError as exc:
+        raise CodecError(f"{channel.name}: {exc}") from None
+    if channel.scale_factor_address is not None and scale_factor is None:
+        raise CodecError(
+            f"{channel.name}: scale-factor register {channel.scale_factor_address} was not read"
+        )
+    value = raw * channel.scale + channel.offset
+    if scale_factor is not None:
+        value = _apply_scale_factor(value, scale_factor)
+    if not math.isfinite(value):
+        raise CodecError(f"{channel.name}: the meter sent a non-finite value ({value})")
+    return float(value)
+
+
+def encode_channel(channel: Channel, value: float, scale_factor: int | None = None) -> list[int]:
+    """The registers that make :func:`decode_channel` return ``value`` (as near as the type allows).
+
+    Integer types round to the nearest whole raw value.
+
+    Raises:
+        CodecError: ``value`` is not finite or does not fit the channel's type.
+    """
+    if not math.isfinite(value):
+        raise CodecError(f"{channel.name}: cannot encode {value}")
+    if scale_factor is not None:
+        value = _apply_scale_factor(value, -scale_factor)
+    raw = (value - channel.offset) / channel.scale
+    if not math.isfinite(raw):
+        raise CodecError(f"{channel.name}: {value} does not fit {channel.type.value}")
+    if channel.type in _INTEGER_RANGES or channel.type is DataType.BOOL:
+        raw = round(raw)
+    try:
+        return encode(raw, channel.type, channel.byte_order, channel.word_order)
+    except CodecError as exc:
+        raise CodecError(f"{channel.name}: {exc}") from None
+
+
+def _whole(value: float, dtype: DataType) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise CodecError(f"{dtype.value} holds whole numbers, got {value!r}")
+    number = int(value)
+    low, high = _INTEGER_RANGES[dtype]
+    if not low <= number <= high:
+        raise CodecError(f"{dtype.value} holds {low}..{high}, got {number}")
+    return number
+
+
+def _apply_scale_factor(value: float, scale_factor: int) -> float:
+    if not -MAX_SCALE_FACTOR <= scale_factor <= MAX_SCALE_FACTOR:
+        raise CodecError(f"scale factor {scale_factor} is outside -10..10")
+    # Dividing by an exact power of ten gives 3 at sf -1 as 0.3, not 0.30000000000000004.
+    if scale_factor < 0:
+        return value / 10.0**-scale_factor
+    return value * 10.0**scale_factor
+
+
+def _words_to_bytes(words: Sequence[int], byte_order: Order, word_order: Order) -> bytes:
+    chunks = [word.to_bytes(2, byte_order.value) for word in words]
+    if word_order is Order.LITTLE:
+        chunks.reverse()
+    return b"".join(chunks)
+
+
+def _bytes_to_words(data: bytes, byte_order: Order, word_order: Order) -> list[int]:
+    words = [int.from_bytes(data[i : i + 2], byte_order.value) for i in range(0, len(data), 2)]
+    if word_order is Order.LITTLE:
+        words.reverse()
+    return words
+
+
+# --- planner -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """One Modbus read: ``count`` registers (or bits) of ``table`` starting at ``address``.
+
+    Attributes:
+        channels: the channels whose registers lie wholly inside the read, by address.
+        scale_factor_addresses: scale-factor registers inside the read that some channel of
+            the plan (not necessarily of this read) refers to.
+    """
+
+    table: RegisterTable
+    address: int
+    count: int
+    channels: tuple[Channel, ...]
+    scale_factor_addresses: tuple[int, ...] = ()
+
+
+class _Span(NamedTuple):
+    start: int
+    end: int  # exclusive
+    channel: Channel | None  # None: a scale-factor register
+
+
+def plan_reads(channels: Sequence[Channel], max_registers: int, max_gap: int) -> list[ReadRequest]:
+    """Coalesce channels into the fewest reads, table by table.
+
+    Sorted by address, the next channel joins the current read when at most ``max_gap`` unused
+    registers lie between them and the read stays within ``max_registers``. For coil and
+    discrete tables ``max_registers`` counts bits. Limits are capped at the protocol's own
+    (:data:`MAX_READ_REGISTERS`, :data:`MAX_READ_BITS`).
+
+    Raises:
+        ValueError: ``max_registers`` < 1, ``max_gap`` < 0, or a channel is larger than a read.
+    """
+    if max_registers < 1 or max_gap < 0:
+        raise ValueError(
+            f"need max_registers >= 1 and max_gap >= 0, got {max_registers}, {max_gap}"
+        )
+    spans: dict[RegisterTable, list[_Span]] = {}
+    for ch in channels:
+        spans.setdefault(ch.table, []).append(_Span(ch.address, ch.address + ch.count, ch))
+        if ch.scale_factor_address is not None:
+            sf = ch.scale_factor_address
+            spans[ch.table].append(_Span(sf, sf + 1, None))
+    plan: list[ReadRequest] = []
+    for table, table_spans in spans.items():
+        cap = MAX_READ_BITS if table in _BIT_TABLES else MAX_READ_REGISTERS
+        ordered = sorted(table_spans, key=lambda s: (s.start, s.end))
+        plan.extend(_coalesce(table, ordered, min(max_registers, cap), max_gap))
+    return plan
+
+
+def _coalesce(
+    table: RegisterTable, spans: list[_Span], limit: int, max_gap: int
+) -> Iterator[ReadRequest]:
+    group: list[_Span] = []
+    start = end = 0
+    for span in spans:
+        if span.end - span.start > limit:
+            name = span.channel.name if span.channel else "?"
+            raise ValueError(f"channel {name} needs {span.end - span.start} > {limit} registers")
+        if group and span.start - end <= max_gap and max(end, span.end) - start <= limit:
+            group.append(span)
+            end = max(end, span.end)
+            continue
+        if group:
+            yield _request(table, start, end, group)
+        group, start, end = [span], span.start, span.end
+    if group:
+        yield _request(table, start, end, group)
+
+
+def _request(table: RegisterTable, start: int, end: int, group: list[_Span]) -> ReadRequest:
+    return ReadRequest(
+        table=table,
+        address=start,
+        count=end - start,
+        channels=tuple(s.channel for s in group if s.channel is not None),
+        scale_factor_addresses=tuple(sorted({s.start for s in group if s.channel is None})),
+    )
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+def read_scale_factors(request: ReadRequest, registers: Sequence[int]) -> dict[int, int]:
+    """The scale factors (int16, big byte order) a response carries, by register address.
+
+    Raises:
+        CodecError: the response has the wrong length or a register is out of range.
+    """
+    _check_length(request, registers)
+    factors: dict[int, int] = {}
+    for address in request.scale_factor_addresses:
+        at = address - request.address
+        factors[address] = int(decode(registers[at : at + 1], DataType.INT16))
+    return factors
+
+
+def decode_response(
+    request: ReadRequest,
+    registers: Sequence[int],
+    scale_factors: Mapping[int, int] | None = None,
+) -> dict[str, float]:
+    """Decode every channel of ``request`` from the registers (or bits) that answered it.
+
+    Args:
+        request: the read that was sent.
+        registers: the response, ``request.count`` values.
+        scale_factors: scale factors gathered from the other responses of the same poll;
+            those inside this response are read from it directly.
+
+    Returns:
+        Physical values by channel name.
+
+    Raises:
+        CodecError: the response has the wrong length or any channel fails to decode (the
+            message names it; :func:`decode_channel` decodes one channel at a time).
+    """
+    factors = {**(scale_factors or {}), **read_scale_factors(request, registers)}
+    values: dict[str, float] = {}
+    for ch in request.channels:
+        at = ch.address - request.address
+        sf = None if ch.scale_factor_address is None else factors.get(ch.scale_factor_address)
+        values[ch.name] = decode_channel(ch, registers[at : at + ch.count], sf)
+    return values
+
+
+def _check_length(request: ReadRequest, registers: Sequence[int]) -> None:
+    if len(registers) != request.count:
+        raise CodecError(
+            f"read of {request.count} at {request.table.value} {request.address} "
+            f"got {len(registers)} values"
+        )

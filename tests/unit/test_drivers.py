@@ -1,0 +1,241 @@
+"""Driver files: the shipped ones load, and every mistake names its file and dotted key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gridedge.channels import CHANNELS
+from gridedge.drivers import (
+    BUILTIN_DRIVERS_DIR,
+    DataType,
+    Order,
+    RegisterTable,
+    load_driver,
+    load_drivers,
+)
+from gridedge.errors import DriverError
+
+SHIPPED = sorted(BUILTIN_DRIVERS_DIR.glob("*.toml"))
+
+# A valid single-phase driver; text appended after it lands in [channels.voltage_l1] until the
+# appended text opens a table of its own.
+MINIMAL = """\
+[driver]
+id = "acme-m1"
+manufacturer = "Acme"
+model = "M1"
+phases = 1
+source = "Acme M1 Modbus register map, revision 1"
+
+[nominal]
+voltage_v = 230
+frequency_hz = 50
+current_a = 63
+
+[modbus]
+default_table = "input"
+max_registers_per_request = 100
+
+[channels.voltage_l1]
+address = 0
+type = "float32"
+"""
+
+
+F32 = 'type = "float32"'
+U32 = 'type = "uint32"'
+BOOL = 'type = "bool"'
+
+
+def _extra(name: str, *lines: str) -> str:
+    """A [channels.<name>] table to append to MINIMAL."""
+    return f"[channels.{name}]\n" + "".join(f"{line}\n" for line in lines)
+
+
+def _write(folder: Path, text: str, name: str = "acme-m1") -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_both_eastron_drivers_ship() -> None:
+    """The built-in folder holds the SDM630 (three-phase) and the SDM120 (single-phase)."""
+    drivers = load_drivers([BUILTIN_DRIVERS_DIR])
+    assert drivers["eastron-sdm630"].phases == 3
+    assert drivers["eastron-sdm630"].nominal.current_a == 100
+    assert drivers["eastron-sdm120"].phases == 1
+    assert drivers["eastron-sdm120"].nominal.current_a == 45
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_driver_file_loads(path: Path) -> None:
+    """Each file in drivers/ loads, uses canonical units and gives every channel limits."""
+    driver = load_driver(path)
+    assert driver.id == path.stem
+    assert driver.source
+    for ch in driver.channels:
+        if ch.name in CHANNELS:
+            assert ch.unit == CHANNELS[ch.name].unit
+        assert ch.min is not None
+        assert ch.max is not None
+
+
+def test_sdm630_addresses_match_the_protocol_document() -> None:
+    """Spot checks against the SDM630 document: register 3xxxx N sits at address N - 30001."""
+    driver = load_drivers([BUILTIN_DRIVERS_DIR])["eastron-sdm630"]
+    expected = {
+        "voltage_l1": 30001,
+        "current_l3": 30011,
+        "power_factor_l1": 30031,
+        "active_power": 30053,
+        "frequency": 30071,
+        "energy_import": 30073,
+        "reactive_energy_export": 30079,
+        "active_power_demand": 30085,
+        "voltage_l1_l2": 30201,
+        "current_n": 30225,
+        "thd_voltage_l1": 30235,
+        "thd_current_l3": 30245,
+    }
+    for name, register in expected.items():
+        assert driver.channel(name).address == register - 30001, name
+    assert len(driver.channels) == 38
+
+
+def test_eastron_channels_are_big_endian_float32_input_registers() -> None:
+    """Every Eastron channel is a float32 input register pair, most significant word first."""
+    for driver in load_drivers([BUILTIN_DRIVERS_DIR]).values():
+        if driver.manufacturer != "Eastron":
+            continue
+        for ch in driver.channels:
+            assert ch.table is RegisterTable.INPUT
+            assert ch.type is DataType.FLOAT32
+            assert (ch.byte_order, ch.word_order) == (Order.BIG, Order.BIG)
+
+
+def test_channel_settings_default_from_the_modbus_table(tmp_path: Path) -> None:
+    """A channel without table, orders, scale or unit takes the file's and vocabulary's defaults."""
+    driver = load_driver(_write(tmp_path, MINIMAL))
+    ch = driver.channel("voltage_l1")
+    assert ch.table is RegisterTable.INPUT
+    assert (ch.byte_order, ch.word_order) == (Order.BIG, Order.BIG)
+    assert (ch.scale, ch.offset, ch.unit) == (1.0, 0.0, "V")
+    assert (driver.max_registers_per_request, driver.max_gap_registers) == (100, 10)
+    assert driver.path == tmp_path / "acme-m1.toml"
+
+
+def test_energy_counted_in_wh_loads_when_scaled_to_kwh(tmp_path: Path) -> None:
+    """A Wh register is accepted once scale = 0.001 turns it into the canonical kWh."""
+    text = MINIMAL + '[channels.energy_import]\naddress = 2\ntype = "uint32"\n'
+    text += 'scale = 0.001\nunit = "kWh"\n'
+    assert load_driver(_write(tmp_path, text)).channel("energy_import").scale == 0.001
+
+
+def test_same_address_in_different_tables_is_not_an_overlap(tmp_path: Path) -> None:
+    """Holding register 0 and input register 0 are different registers."""
+    text = MINIMAL + '[channels.current_l1]\naddress = 0\ntype = "float32"\ntable = "holding"\n'
+    assert len(load_driver(_write(tmp_path, text)).channels) == 2
+
+
+@pytest.mark.parametrize(
+    ("appended", "path", "fragment"),
+    [
+        ("adress = 2\n", "voltage_l1.adress", "did you mean 'address'"),
+        ("min = 10\nmax = 5\n", "voltage_l1.max", "greater than min"),
+        ("scale_factor_address = 1\n", "voltage_l1.scale_factor_address", "own"),
+        (_extra("current_l1", "address = 2", 'type = "float33"'), "current_l1.type", "one of"),
+        (_extra("current_l1", 'address = "2"', F32), "current_l1.address", "expected an integer"),
+        (_extra("volatge_l2", "address = 2", F32), "volatge_l2", "did you mean 'voltage_l2'"),
+        (_extra("x_", "address = 2", F32), "x_", "vendor-specific names start with 'x_'"),
+        (_extra("energy_import", "address = 2", U32, 'unit = "Wh"'), "energy_import.unit", "0.001"),
+        (_extra("current_l1", "address = 1", F32), "current_l1.address", "channel 'voltage_l1'"),
+        (_extra("x_relay", "address = 0", BOOL, 'table = "holding"'), "x_relay.type", "'coil'"),
+        (_extra("x_flag", "address = 0", F32, 'table = "coil"'), "x_flag.type", "use 'bool'"),
+        (_extra("voltage_l3", "address = 4", F32), "voltage_l3", "single-phase"),
+        (_extra("voltage_l1_l2", "address = 4", F32), "voltage_l1_l2", "single-phase"),
+        (_extra("current_l1", "address = 65535", F32), "current_l1.address", "runs past"),
+        (_extra("current_l1", "address = 65536", F32), "current_l1.address", "at most 65535"),
+        (_extra("current_l1", "address = 2", F32, "scale = 0"), "current_l1.scale", "not be 0"),
+    ],
+)
+def test_invalid_channel_names_its_dotted_path(
+    tmp_path: Path, appended: str, path: str, fragment: str
+) -> None:
+    """Each channel mistake raises DriverError naming the file and the channels.<name> key."""
+    file = _write(tmp_path, MINIMAL + appended)
+    with pytest.raises(DriverError) as caught:
+        load_driver(file)
+    assert caught.value.path == f"channels.{path}"
+    assert fragment in caught.value.problem
+    assert caught.value.source == str(file)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "fragment"),
+    [
+        ('id = "acme-m1"', 'id = "acme-m2"', "driver.id", "file name 'acme-m1'"),
+        ("phases = 1", "phases = 2", "driver.phases", "1 or 3"),
+        ('source = "Acme M1 Modbus register map, revision 1"\n', "", "driver.source", "missing"),
+        ("frequency_hz = 50", "frequency_hz = 70", "nominal.frequency_hz", "at most 65"),
+        ("current_a = 63", "current_a = 0", "nominal.current_a", "greater than 0"),
+        ("current_a = 63", "current_a = 63\nvolts = 1", "nominal.volts", "unknown key"),
+        ("[driver]", "[extra]\nanswer = 42\n\n[driver]", "extra", "unknown key"),
+        ("= 100", "= 126", "modbus.max_registers_per_request", "at most 125"),
+        ('table = "input"', 'table = "inputs"', "modbus.default_table", "expected one of"),
+        (
+            '[channels.voltage_l1]\naddress = 0\ntype = "float32"\n',
+            "[channels]\n",
+            "channels",
+            "one",
+        ),
+    ],
+)
+def test_invalid_header_names_its_dotted_path(
+    tmp_path: Path, old: str, new: str, path: str, fragment: str
+) -> None:
+    """Mistakes outside the channel tables, or an empty [channels], name their key."""
+    assert old in MINIMAL
+    with pytest.raises(DriverError) as caught:
+        load_driver(_write(tmp_path, MINIMAL.replace(old, new)))
+    assert caught.value.path == path
+    assert fragment in caught.value.problem
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    """A file that is not TOML at all is reported against the file."""
+    file = _write(tmp_path, "[driver\n")
+    with pytest.raises(DriverError, match="invalid TOML") as caught:
+        load_driver(file)
+    assert caught.value.source == str(file)
+
+
+def test_user_folder_overrides_a_builtin_driver(tmp_path: Path) -> None:
+    """A later folder's file with a built-in id replaces the built-in model; others remain."""
+    builtin = (BUILTIN_DRIVERS_DIR / "eastron-sdm630.toml").read_text(encoding="utf-8")
+    assert 'model = "SDM630-Modbus V2"' in builtin
+    custom = builtin.replace('model = "SDM630-Modbus V2"', 'model = "SDM630 (site fork)"')
+    _write(tmp_path, custom, "eastron-sdm630")
+    drivers = load_drivers([BUILTIN_DRIVERS_DIR, tmp_path])
+    assert drivers["eastron-sdm630"].model == "SDM630 (site fork)"
+    assert drivers["eastron-sdm630"].path == tmp_path / "eastron-sdm630.toml"
+    assert "eastron-sdm120" in drivers
+    assert load_drivers([tmp_path, BUILTIN_DRIVERS_DIR])["eastron-sdm630"].model == (
+        "SDM630-Modbus V2"
+    )
+
+
+def test_user_folder_adds_new_models(tmp_path: Path) -> None:
+    """A user's file with a new id joins the built-in ones."""
+    _write(tmp_path, MINIMAL)
+    assert {"acme-m1", "eastron-sdm630"} <= set(load_drivers([BUILTIN_DRIVERS_DIR, tmp_path]))
+
+
+def test_missing_driver_folder_is_an_error(tmp_path: Path) -> None:
+    """A folder that does not exist is reported by name, not silently skipped."""
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DriverError, match="driver folder not found") as caught:
+        load_drivers([BUILTIN_DRIVERS_DIR, missing])
+    assert str(missing) in caught.value.problem
+    assert caught.value.source is None

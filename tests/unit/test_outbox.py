@@ -1,0 +1,541 @@
+"""The SQLite outbox: group commit, seqs, bounds and drop counts, cursors, failures, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gridedge.config import OnFull, OutboxConfig, Synchronous
+from gridedge.errors import OutboxError
+from gridedge.model import Envelope, Kind
+from gridedge.outbox import Outbox, open_outbox, read_stats
+from gridedge.outbox_schema import admit, decode, encode
+
+T0 = 1_700_000_000.0
+BIG = 1 << 30
+
+
+class FakeClock:
+    """A wall clock that moves only when told to."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_config(
+    tmp_path: Path,
+    *,
+    max_bytes: int = BIG,
+    max_age_s: float = 30 * 86400.0,
+    on_full: OnFull = OnFull.DROP_OLDEST,
+    synchronous: Synchronous = Synchronous.NORMAL,
+    commit_interval_s: float = 0.005,
+    max_pending: int = 100_000,
+) -> OutboxConfig:
+    return OutboxConfig(
+        path=tmp_path / "outbox.sqlite3",
+        max_bytes=max_bytes,
+        max_age_s=max_age_s,
+        on_full=on_full,
+        synchronous=synchronous,
+        commit_interval_s=commit_interval_s,
+        max_pending=max_pending,
+    )
+
+
+def envelope(i: int, *, ts: float = T0, urgent: bool = False, pad: int = 30) -> Envelope:
+    return Envelope(
+        kind=Kind.ALERT if urgent else Kind.SAMPLE,
+        device=f"m{i % 3}",
+        ts=ts,
+        body={"i": i, "pad": "x" * pad},
+        urgent=urgent,
+    )
+
+
+def batch(start: int, count: int, *, ts: float = T0) -> list[Envelope]:
+    return [envelope(i, ts=ts) for i in range(start, start + count)]
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll ``condition`` until it holds, failing after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.005)
+
+
+async def everything(outbox: Outbox) -> list[Envelope]:
+    return await outbox.read_after(0, 1_000_000)
+
+
+def body_ids(envelopes: list[Envelope]) -> list[object]:
+    return [e.body["i"] for e in envelopes]
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+json_values = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text()
+)
+
+
+@given(
+    kind=st.sampled_from(Kind),
+    device=st.text(),
+    ts=st.floats(allow_nan=False, allow_infinity=False),
+    body=st.dictionaries(st.text(), st.one_of(json_values, st.lists(json_values))),
+    urgent=st.booleans(),
+    seq=st.integers(min_value=1, max_value=2**62),
+)
+def test_rows_decode_to_the_envelope_that_was_encoded(
+    kind: Kind, device: str, ts: float, body: dict[str, object], urgent: bool, seq: int
+) -> None:
+    """Any envelope with a JSON body survives encode then decode, gaining its seq."""
+    original = Envelope(kind=kind, device=device, ts=ts, body=body, urgent=urgent)
+    assert decode(seq, *encode(original)) == dataclasses.replace(original, seq=seq)
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=50), max_size=30),
+    stored=st.integers(min_value=0, max_value=500),
+    limit=st.integers(min_value=0, max_value=800),
+)
+def test_admit_keeps_the_total_under_the_limit_and_the_order(
+    sizes: list[int], stored: int, limit: int
+) -> None:
+    """drop_newest admission never exceeds the limit, keeps order and counts every reject."""
+    rows = [("sample", "m", float(n), 0, "x" * size) for n, size in enumerate(sizes)]
+    admitted, rejected = admit(rows, stored, limit)
+    assert rejected == len(rows) - len(admitted)
+    assert [r[2] for r in admitted] == sorted(r[2] for r in admitted)
+    if admitted:
+        assert stored + sum(len(r[4]) for r in admitted) <= limit
+
+
+# --- seqs and group commit ----------------------------------------------------------------------
+
+
+async def test_seqs_increase_strictly_in_append_order_across_concurrent_appends(
+    tmp_path: Path,
+) -> None:
+    """Concurrent append calls each get consecutive seqs, in call order, and keep their order."""
+    async with open_outbox(make_config(tmp_path)) as outbox:
+        await asyncio.gather(*(outbox.append(batch(10 * t, 4)) for t in range(50)))
+        stored = await everything(outbox)
+    assert [e.seq for e in stored] == list(range(1, 201))
+    assert body_ids(stored) == [10 * t + i for t in range(50) for i in range(4)]
+
+
+async def test_many_concurrent_appends_share_few_commits(tmp_path: Path) -> None:
+    """Two hundred concurrent single-envelope appends are committed in a handful of commits."""
+    async with open_outbox(make_config(tmp_path, commit_interval_s=0.2)) as outbox:
+        await asyncio.gather(*(outbox.append([envelope(i)]) for i in range(200)))
+        assert outbox.appended_total == 200
+        assert outbox.commits_total <= 5
+        assert outbox.last_committed_seq == 200
+
+
+async def test_a_big_queue_is_committed_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    """Small appends wait for the commit interval; 64 KiB of queued bodies commit at once."""
+    async with open_outbox(make_config(tmp_path, commit_interval_s=3600.0)) as outbox:
+        await outbox.append(batch(0, 1))  # the first commit after a quiet spell is immediate
+        small = asyncio.create_task(outbox.append(batch(1, 1)))
+        await wait_until(lambda: outbox.pending == 1)
+        async with asyncio.timeout(10):
+            await outbox.append([envelope(i, pad=300) for i in range(2, 302)])
+            await small
+        assert outbox.commits_total == 2
+        assert outbox.last_committed_seq == 302
+
+
+async def test_reopen_keeps_committed_envelopes(tmp_path: Path) -> None:
+    """Envelopes appended before closing are read back, unchanged, after reopening."""
+    config = make_config(tmp_path)
+    async with open_outbox(config) as outbox:
+        await outbox.append(batch(0, 5))
+    async with open_outbox(config) as outbox:
+        stored = await everything(outbox)
+    assert [e.seq for e in stored] == [1, 2, 3, 4, 5]
+    assert [dataclasses.replace(e, seq=None) for e in stored] == batch(0, 5)
+
+
+async def test_seq_continues_above_the_old_maximum_after_everything_was_pruned(
+    tmp_path: Path,
+) -> None:
+    """A seq is never reused, even when every envelope was deleted before reopening."""
+    config = make_config(tmp_path)
+    async with open_outbox(config, upstreams=["up"]) as outbox:
+        await outbox.append(batch(0, 10))
+        await outbox.set_cursor("up", 10)
+        assert (await outbox.stats()).rows == 0
+    async with open_outbox(config, upstreams=["up"]) as outbox:
+        await outbox.append(batch(100, 1))
+        stored = await everything(outbox)
+    assert [e.seq for e in stored] == [11]
+
+
+async def test_closing_commits_appends_that_are_still_queued(tmp_path: Path) -> None:
+    """Leaving the block flushes queued appends before the file is closed."""
+    config = make_config(tmp_path, commit_interval_s=60.0)
+    async with open_outbox(config) as outbox:
+        await outbox.append(batch(0, 1))  # the first commit after a quiet spell is immediate
+        tasks = [asyncio.create_task(outbox.append(batch(i, 1))) for i in range(1, 20)]
+        await wait_until(lambda: outbox.pending == 19)
+    await asyncio.gather(*tasks)
+    async with open_outbox(config) as outbox:
+        assert body_ids(await everything(outbox)) == list(range(20))
+
+
+# --- bounds ----------------------------------------------------------------------------------
+
+
+async def test_drop_oldest_keeps_bytes_under_max_and_counts_every_drop(tmp_path: Path) -> None:
+    """Under drop_oldest the oldest envelopes go, the total stays bounded, drops add up."""
+    config = make_config(tmp_path, max_bytes=5_000)
+    async with open_outbox(config) as outbox:
+        for start in range(0, 400, 10):
+            await outbox.append(batch(start, 10))
+            assert (await outbox.stats()).bytes <= config.max_bytes
+        stats = await outbox.stats()
+        stored = await everything(outbox)
+    assert 0 < stats.rows < 400
+    assert body_ids(stored) == list(range(400 - stats.rows, 400))  # the newest survive
+    assert stats.dropped == {"full": 400 - stats.rows}
+    assert sum(len(encode(e)[4]) for e in stored) == stats.bytes
+
+
+async def test_drop_newest_keeps_the_oldest_and_counts_rejects(tmp_path: Path) -> None:
+    """Under drop_newest what is stored stays, new envelopes that do not fit are counted."""
+    config = make_config(tmp_path, max_bytes=5_000, on_full=OnFull.DROP_NEWEST)
+    with structlog.testing.capture_logs() as logs:
+        async with open_outbox(config) as outbox:
+            for start in range(0, 400, 10):
+                await outbox.append(batch(start, 10))
+            stats = await outbox.stats()
+            stored = await everything(outbox)
+    refusals = [e["log_level"] for e in logs if e["event"] == "outbox.full.failed"]
+    assert refusals[0] == "warning"
+    assert set(refusals[1:]) <= {"debug"}
+    assert 0 < stats.rows < 400
+    assert body_ids(stored) == list(range(stats.rows))
+    assert stats.bytes <= config.max_bytes
+    assert stats.dropped == {"full_rejected": 400 - stats.rows}
+
+
+async def test_envelopes_older_than_max_age_expire_and_are_counted(tmp_path: Path) -> None:
+    """Envelopes older than max_age_s are deleted at a later commit and counted as expired."""
+    clock = FakeClock()
+    config = make_config(tmp_path, max_age_s=3600.0)
+    async with open_outbox(config, clock=clock) as outbox:
+        await outbox.append(batch(0, 5, ts=clock.now))
+        clock.now += 1800.0
+        await outbox.append(batch(5, 5, ts=clock.now))
+        assert (await outbox.stats()).rows == 10
+        clock.now += 3000.0  # the first five are now 4800 s old, the others 3000 s
+        await outbox.append(batch(10, 1, ts=clock.now))
+        stats = await outbox.stats()
+        assert body_ids(await everything(outbox)) == list(range(5, 11))
+    assert stats.dropped == {"expired": 5}
+    assert stats.oldest_ts == T0 + 1800.0
+
+
+async def test_drop_counters_survive_reopen(tmp_path: Path) -> None:
+    """Drop counts are persisted with the deletes and reloaded when the file is reopened."""
+    config = make_config(tmp_path, max_bytes=2_000)
+    async with open_outbox(config) as outbox:
+        await outbox.append(batch(0, 100))
+        before = outbox.dropped_total
+    assert before["full"] > 0
+    async with open_outbox(config) as outbox:
+        assert outbox.dropped_total == before
+        assert (await outbox.stats()).dropped == before
+    assert read_stats(config.path).dropped == before
+
+
+# --- cursors and retention ----------------------------------------------------------------------
+
+
+async def test_cursor_never_moves_backwards_and_survives_reopen(tmp_path: Path) -> None:
+    """set_cursor ignores an older seq, and the committed cursor is there after reopening."""
+    config = make_config(tmp_path)
+    async with open_outbox(config, upstreams=["a", "b"]) as outbox:
+        assert await outbox.cursor("a") == 0
+        await outbox.append(batch(0, 10))
+        await outbox.set_cursor("a", 7)
+        await outbox.set_cursor("a", 3)
+        assert await outbox.cursor("a") == 7
+        with pytest.raises(ValueError, match="beyond"):
+            await outbox.set_cursor("a", 11)
+    async with open_outbox(config, upstreams=["a", "b"]) as outbox:
+        assert await outbox.cursor("a") == 7
+        assert await outbox.cursor("b") == 0
+
+
+async def test_envelopes_every_upstream_received_are_deleted_without_counting_drops(
+    tmp_path: Path,
+) -> None:
+    """Retention deletes up to the lowest cursor; that is delivery, not a drop."""
+    async with open_outbox(make_config(tmp_path), upstreams=["a", "b"]) as outbox:
+        await outbox.append(batch(0, 10))
+        await outbox.set_cursor("a", 6)
+        assert (await outbox.stats()).rows == 10  # b has received nothing yet
+        await outbox.set_cursor("b", 4)
+        stats = await outbox.stats()
+    assert (stats.first_seq, stats.last_seq, stats.rows) == (5, 10, 6)
+    assert stats.dropped == {}
+    assert stats.delivered == 4
+    assert stats.backlog == {"a": 4, "b": 6}
+
+
+async def test_pruning_past_a_cursor_counts_dropped_unsent_for_that_upstream(
+    tmp_path: Path,
+) -> None:
+    """Envelopes pruned before an upstream received them are counted for that upstream."""
+    config = make_config(tmp_path, max_bytes=5_000)
+    async with open_outbox(config, upstreams=["a", "b"]) as outbox:
+        await outbox.append(batch(0, 50))
+        await outbox.set_cursor("a", 30)
+        await outbox.set_cursor("b", 10)
+        await outbox.append(batch(50, 200))
+        stats = await outbox.stats()
+    assert stats.first_seq is not None
+    pruned_through = stats.first_seq - 1
+    assert pruned_through > 30
+    assert stats.delivered == 10
+    assert stats.dropped == {"full": pruned_through - 10}
+    assert stats.dropped_unsent == {"a": pruned_through - 30, "b": pruned_through - 10}
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+async def test_read_after_returns_envelopes_after_the_cursor_in_seq_order(
+    tmp_path: Path,
+) -> None:
+    """read_after pages through the queue in seq order, with seqs set and bodies parsed."""
+    async with open_outbox(make_config(tmp_path)) as outbox:
+        await outbox.append(batch(0, 10))
+        page = await outbox.read_after(3, 2)
+        assert await outbox.read_after(10, 5) == []
+    assert [(e.seq, e.body) for e in page] == [
+        (4, {"i": 3, "pad": "x" * 30}),
+        (5, {"i": 4, "pad": "x" * 30}),
+    ]
+
+
+async def test_read_urgent_after_returns_only_urgent_envelopes(tmp_path: Path) -> None:
+    """read_urgent_after skips the backlog and returns alerts after the cursor."""
+    mixed = [envelope(i, urgent=i % 4 == 0) for i in range(12)]
+    async with open_outbox(make_config(tmp_path)) as outbox:
+        await outbox.append(mixed)
+        urgent = await outbox.read_urgent_after(1, 10)
+    assert [(e.seq, e.kind, e.urgent) for e in urgent] == [
+        (5, Kind.ALERT, True),
+        (9, Kind.ALERT, True),
+    ]
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("setting", "value"), [(Synchronous.FULL, 2), (Synchronous.NORMAL, 1)])
+async def test_synchronous_setting_is_applied(
+    tmp_path: Path, setting: Synchronous, value: int
+) -> None:
+    """The configured synchronous level is what SQLite reports back, in WAL mode."""
+    async with open_outbox(make_config(tmp_path, synchronous=setting)) as outbox:
+        assert outbox.pragmas["synchronous"] == value
+        assert outbox.pragmas["journal_mode"] == "wal"
+        assert int(str(outbox.pragmas["journal_size_limit"])) > 0
+
+
+async def test_open_on_a_directory_raises_outbox_error(tmp_path: Path) -> None:
+    """A path that is a directory is reported as an OutboxError naming it."""
+    config = dataclasses.replace(make_config(tmp_path), path=tmp_path)
+    with pytest.raises(OutboxError, match="directory"):
+        async with open_outbox(config):
+            pass
+
+
+async def test_open_creates_missing_parent_directories(tmp_path: Path) -> None:
+    """The outbox file's parent directories are created when missing."""
+    config = dataclasses.replace(make_config(tmp_path), path=tmp_path / "a" / "b" / "o.sqlite3")
+    async with open_outbox(config) as outbox:
+        await outbox.append(batch(0, 1))
+    assert config.path.is_file()
+
+
+async def test_open_refuses_an_sqlite_file_that_is_not_an_outbox(tmp_path: Path) -> None:
+    """Another application's database is not taken over."""
+    config = make_config(tmp_path)
+    other = sqlite3.connect(config.path)
+    other.execute("CREATE TABLE notes (text TEXT)")
+    other.close()
+    with pytest.raises(OutboxError, match="not a gridedge outbox"):
+        async with open_outbox(config):
+            pass
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Envelope(kind=Kind.SAMPLE, device="m", ts=T0, body={"when": object()}),
+        Envelope(kind=Kind.SAMPLE, device="m", ts=float("nan")),
+        Envelope(kind=Kind.SAMPLE, device="m\udc80", ts=T0),
+    ],
+    ids=["body-not-json", "ts-nan", "device-surrogate"],
+)
+async def test_an_envelope_sqlite_cannot_store_is_refused_by_append(
+    tmp_path: Path, bad: Envelope
+) -> None:
+    """A bad envelope raises OutboxError in its own append and never reaches a group commit."""
+    async with open_outbox(make_config(tmp_path)) as outbox:
+        with pytest.raises(OutboxError, match="cannot be stored"):
+            await outbox.append([envelope(0), bad])
+        assert outbox.pending == 0
+        await outbox.append([envelope(1)])
+        assert body_ids(await everything(outbox)) == [1]
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+async def test_full_disk_under_drop_oldest_sheds_the_oldest_and_recovers(tmp_path: Path) -> None:
+    """A real SQLITE_FULL is logged once, sheds the oldest envelopes (counted) and heals."""
+    config = make_config(tmp_path)
+    with structlog.testing.capture_logs() as logs:
+        async with open_outbox(config, max_page_count=48) as outbox:
+            for start in range(0, 3000, 50):
+                await outbox.append(batch(start, 50))
+            stats = await outbox.stats()
+            assert outbox.healthy
+            assert outbox.last_error is None
+    assert stats.dropped["disk_full"] > 0
+    assert stats.rows + stats.dropped["disk_full"] == 3000
+    assert stats.last_seq == 3000
+    # Each full-disk episode is one warning, healed by the retry after shedding.
+    failed = [e for e in logs if e["event"] == "outbox.write.failed"]
+    recovered = [e for e in logs if e["event"] == "outbox.write.recovered"]
+    assert failed
+    assert [(e["log_level"], e["attempt"]) for e in failed] == [("warning", 1)] * len(recovered)
+    assert any(e["event"] == "outbox.pruned" and e["reason"] == "disk_full" for e in logs)
+
+
+async def fill_until_failing(outbox: Outbox) -> tuple[asyncio.Task[None], int]:
+    """Append batches of 50 until one cannot commit; return its task and the next body id."""
+    start = 0
+    while True:
+        task = asyncio.create_task(outbox.append(batch(start, 50)))
+        start += 50
+        await wait_until(lambda: task.done() or not outbox.healthy)  # noqa: B023 - awaited here
+        if not outbox.healthy:
+            return task, start
+
+
+async def test_full_disk_under_drop_newest_holds_appends_until_delivery_frees_space(
+    tmp_path: Path,
+) -> None:
+    """Under drop_newest a full disk blocks appends (unhealthy) until retention makes room."""
+    config = make_config(tmp_path, on_full=OnFull.DROP_NEWEST, max_pending=100)
+    async with open_outbox(config, upstreams=["up"], max_page_count=48) as outbox:
+        blocked, start = await fill_until_failing(outbox)
+        assert outbox.last_error is not None
+        assert "full" in outbox.last_error
+        queued = [asyncio.create_task(outbox.append(batch(start + 50 * k, 50))) for k in range(3)]
+        await wait_until(lambda: outbox.pending == 100)  # the third waits for room
+        assert not any(task.done() for task in [blocked, *queued])
+        await outbox.set_cursor("up", outbox.last_committed_seq)
+        await asyncio.gather(blocked, *queued)
+        assert outbox.healthy
+        stats = await outbox.stats()
+    assert stats.dropped == {}
+    assert stats.rows == 200
+    assert stats.last_seq == start + 150
+
+
+async def test_closing_while_the_disk_is_full_fails_the_queued_appends(tmp_path: Path) -> None:
+    """A bounded flush gives up on a failing disk: queued appends raise OutboxError."""
+    config = make_config(tmp_path, on_full=OnFull.DROP_NEWEST)
+    async with open_outbox(config, max_page_count=48, flush_timeout_s=0.3) as outbox:
+        blocked, _ = await fill_until_failing(outbox)
+    with pytest.raises(OutboxError, match="closed before committing"):
+        await blocked
+
+
+async def test_cancelling_the_owner_closes_the_outbox_and_keeps_committed_data(
+    tmp_path: Path,
+) -> None:
+    """Cancellation inside the block still closes both connections and propagates."""
+    config = make_config(tmp_path)
+    threads_before = threading.active_count()
+    opened = asyncio.Event()
+
+    async def owner() -> None:
+        async with open_outbox(config) as outbox:
+            await outbox.append(batch(0, 3))
+            opened.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(owner())
+    await opened.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: threading.active_count() <= threads_before)
+    async with open_outbox(config) as outbox:
+        assert body_ids(await everything(outbox)) == [0, 1, 2]
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+
+async def test_stats_and_read_stats_report_the_same_contents(tmp_path: Path) -> None:
+    """stats() and read_stats (read-only, beside the writer) agree on rows, bytes, ts, cursors."""
+    config = make_config(tmp_path)
+    async with open_outbox(config, upstreams=["up"]) as outbox:
+        await outbox.append([envelope(i, ts=T0 + i) for i in range(10)])
+        await outbox.set_cursor("up", 4)
+        live = await outbox.stats()
+        beside = read_stats(config.path)
+    after = read_stats(config.path)
+    body_bytes = sum(len(encode(envelope(i))[4]) for i in range(6))
+    for stats in (live, beside, after):
+        assert (stats.rows, stats.first_seq, stats.last_seq) == (6, 5, 10)
+        assert stats.bytes == body_bytes
+        assert (stats.oldest_ts, stats.newest_ts) == (T0 + 4, T0 + 9)
+        assert stats.cursors == {"up": 4}
+        assert stats.backlog == {"up": 6}
+        assert stats.oldest_unsent_ts == {"up": T0 + 4}
+        assert stats.delivered == 4
+        assert stats.file_bytes > stats.bytes
+
+
+async def test_stats_of_an_empty_outbox_have_no_range(tmp_path: Path) -> None:
+    """An empty outbox reports zero rows and no seqs or timestamps."""
+    async with open_outbox(make_config(tmp_path), upstreams=["up"]) as outbox:
+        stats = await outbox.stats()
+    assert (stats.rows, stats.bytes, stats.first_seq, stats.oldest_ts) == (0, 0, None, None)
+    assert stats.backlog == {"up": 0}
+    assert stats.oldest_unsent_ts == {"up": None}
+
+
+def test_read_stats_of_a_missing_file_raises_outbox_error(tmp_path: Path) -> None:
+    """read_stats names the missing file instead of creating one."""
+    with pytest.raises(OutboxError, match="no outbox"):
+        read_stats(tmp_path / "missing.sqlite3")
+    assert not (tmp_path / "missing.sqlite3").exists()
