@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from gridedge.config import Config, parse_config
-from gridedge.poll import MeterState
 
 PIPELINE_METERS = 200
 PIPELINE_INTERVAL_S = 0.02
@@ -66,15 +65,15 @@ def bench_pipeline(seconds: float) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="gridedge-bench-") as tmp:
         config = _pipeline_config(Path(tmp), "eastron-sdm630")
-        states: dict[str, MeterState] = {}
+        runtime = daemon.Runtime()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         asyncio.run(
-            daemon.run(config, shutdown_trigger=lambda: asyncio.sleep(seconds), states=states)
+            daemon.run(config, shutdown_trigger=lambda: asyncio.sleep(seconds), runtime=runtime)
         )
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         stats = read_stats(config.outbox.path)
-        values = sum(s.values for s in states.values())
-        samples = sum(s.samples for s in states.values())
+        values = sum(s.values for s in runtime.meters.values())
+        samples = sum(s.samples for s in runtime.meters.values())
     if stats.rows < samples:  # status envelopes may add rows; fewer means samples went missing
         raise RuntimeError(f"bench: {samples} samples polled but only {stats.rows} rows stored")
     return {

@@ -12,6 +12,8 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
 
 from gridedge.config import Config, MeterConfig
 from gridedge.links import Link
@@ -27,6 +29,19 @@ _log = get_logger("daemon")
 
 STOP_TIMEOUT_S = 5.0
 """Upper bound on a graceful stop once shutdown is requested."""
+
+
+@dataclass
+class Runtime:
+    """Live state of a running gateway, shared with whatever reports on it (status lines,
+    metrics, health). Each component registers its own state object here."""
+
+    meters: dict[str, MeterState] = field(default_factory=dict)
+    outbox: Outbox | None = None
+    # Forwarder state per upstream name, filled when forwarding is configured.
+    upstreams: dict[str, Any] = field(default_factory=dict)
+    # The analytics stage's state, when analytics run.
+    analytics: Any = None
 
 
 class OutboxSink:
@@ -52,25 +67,26 @@ async def run(
     config: Config,
     *,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
-    states: dict[str, MeterState] | None = None,
+    runtime: Runtime | None = None,
 ) -> None:
     """Run the gateway until ``shutdown_trigger`` returns (default: SIGTERM or SIGINT).
 
     Args:
         config: the validated configuration.
         shutdown_trigger: awaited while the gateway runs; when it returns, the gateway stops.
-        states: filled with each meter's live state (for callers that watch progress).
+        runtime: filled with live state as the gateway runs (for callers that watch it).
     """
     notifier = Notifier()
-    states = states if states is not None else {}
+    runtime = runtime if runtime is not None else Runtime()
     async with AsyncExitStack() as stack:
         stack.callback(notifier.close)
         if shutdown_trigger is None:
             shutdown_trigger = _signal_trigger(stack)
         outbox = await stack.enter_async_context(open_outbox(config.outbox))
+        runtime.outbox = outbox
         sink = OutboxSink(outbox)
         async with asyncio.TaskGroup() as tg:
-            tasks = _start_polling(tg, config, sink, states)
+            tasks = _start_polling(tg, config, sink, runtime.meters)
             _log.info(
                 "daemon.started",
                 gateway=config.gateway.id,
