@@ -25,9 +25,24 @@ PIPELINE_INTERVAL_S = 0.02
 the pipeline's capacity, not the offered rate."""
 
 
-def run_bench(*, only: str | None = None, seconds: float = 10.0) -> dict[str, Any]:
-    """Run every section (or ``only`` one) for about ``seconds`` each."""
-    sections: dict[str, Callable[[float], dict[str, Any]]] = {"pipeline": bench_pipeline}
+def run_bench(
+    *, only: str | None = None, seconds: float = 10.0, drain_backlog: int | None = None
+) -> dict[str, Any]:
+    """Run every section (or ``only`` one) for about ``seconds`` each; ``drain`` runs until its
+    backlog (default 1,000,000 samples) is delivered."""
+    from gridedge.bench_analytics import bench_analytics
+    from gridedge.bench_forward import DRAIN_BACKLOG, bench_drain, bench_forward
+    from gridedge.bench_modbus import bench_modbus
+
+    backlog = drain_backlog or DRAIN_BACKLOG
+
+    sections: dict[str, Callable[[float], dict[str, Any]]] = {
+        "pipeline": bench_pipeline,
+        "modbus": bench_modbus,
+        "analytics": bench_analytics,
+        "forward": bench_forward,
+        "drain": lambda s: bench_drain(s, backlog=backlog),
+    }
     result: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -45,6 +60,8 @@ def _pipeline_config(folder: Path, driver: str) -> Config:
     doc = {
         "gateway": {"id": "bench", "site": "bench"},
         "outbox": {"path": "outbox.sqlite3", "max_bytes": 4 * 1024**3},
+        "http": {"enabled": False},
+        "analytics": {"enabled": False},
         "meters": [
             {
                 "id": "sim",

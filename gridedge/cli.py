@@ -1,4 +1,5 @@
-"""Command line: ``gridedge run | check | drivers | outbox | simulate | bench``.
+"""Command line: ``gridedge run | check | drivers | outbox | simulate | replay | bench | emulate |
+scan``.
 
 Exit status: 0 success, 2 bad configuration or input, 1 anything unexpected.
 """
@@ -12,13 +13,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gridedge import __version__
+from gridedge.analytics.replay import add_replay_command
 from gridedge.config import Config, load_config, parse_config
 from gridedge.configdump import dump_toml
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
 from gridedge.errors import ConfigError, GridedgeError, OutboxError
 from gridedge.log import LogFormat, LogLevel, configure, get_logger
+from gridedge.modbus_cli import add_emulate_command, add_scan_command
 from gridedge.tomlread import load_toml
 
 EXIT_OK, EXIT_CRASH, EXIT_USAGE = 0, 1, 2
@@ -103,7 +107,24 @@ def _jsonable(stats: object) -> dict[str, object]:
     for key in ("oldest_ts", "newest_ts"):
         if isinstance(out.get(key), float):
             out[key.removesuffix("_ts")] = _iso(out[key])
+    out["upstreams"] = _upstreams(out)
     return dict(out)
+
+
+def _upstreams(stats: dict[str, Any]) -> dict[str, object]:
+    """Per upstream: cursor, backlog, the oldest unsent envelope and its age, dropped unsent."""
+    now = dt.datetime.now(dt.UTC).timestamp()
+    view: dict[str, object] = {}
+    for name, cursor in stats["cursors"].items():
+        oldest = stats["oldest_unsent_ts"].get(name)
+        view[name] = {
+            "cursor": cursor,
+            "backlog": stats["backlog"].get(name, 0),
+            "oldest_unsent": _iso(oldest) if oldest is not None else None,
+            "oldest_unsent_age_s": round(now - oldest, 1) if oldest is not None else None,
+            "dropped_unsent": stats["dropped_unsent"].get(name, 0),
+        }
+    return view
 
 
 def _iso(ts: float) -> str:
@@ -145,7 +166,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from gridedge.bench import run_bench
 
     configure(LogLevel.WARNING, LogFormat.JSON)
-    result = run_bench(only=args.only, seconds=args.seconds)
+    result = run_bench(only=args.only, seconds=args.seconds, drain_backlog=args.drain_backlog)
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -205,10 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default="2026-01-05T00:00:00", help="UTC start, ISO 8601")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_simulate)
+    add_replay_command(sub)
     p = sub.add_parser("bench", help="measure capacity on this machine; prints JSON")
-    p.add_argument("--only", choices=["pipeline"], help="run one section")
+    p.add_argument(
+        "--only",
+        choices=["pipeline", "modbus", "analytics", "forward", "drain"],
+        help="run one section",
+    )
     p.add_argument("--seconds", type=_positive_float, default=10.0, help="length of each run")
+    p.add_argument(
+        "--drain-backlog",
+        type=_positive_int,
+        default=None,
+        help="samples in the drain section's backlog (default 1000000)",
+    )
     p.set_defaults(func=_cmd_bench)
+    add_emulate_command(sub)
+    add_scan_command(sub)
     return parser
 
 

@@ -13,8 +13,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from gridedge.analytics.settings import AnalyticsConfig, parse_analytics
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, Driver, load_drivers
 from gridedge.errors import ConfigError, DriverError
+from gridedge.forward.settings import UpstreamConfig, parse_upstreams
+from gridedge.http_config import HttpConfig, parse_http
+from gridedge.linkconfig import (
+    BusCheck,
+    LinkType,
+    ModbusLinkConfig,
+    check_count,
+    nth_link,
+    parse_modbus_link,
+)
 from gridedge.log import LogFormat, LogLevel
 from gridedge.simulator.faults import FaultKind, FaultPlan, ScheduledFault
 from gridedge.simulator.physics import LoadProfile, SimulationParams
@@ -70,12 +81,6 @@ class LogConfig:
     format: LogFormat = LogFormat.AUTO
 
 
-class LinkType(StrEnum):
-    """How a meter is reached."""
-
-    SIMULATED = "simulated"
-
-
 @dataclass(frozen=True, slots=True)
 class SimulatedLinkConfig:
     """A simulated meter: physics parameters, seed and fault injection."""
@@ -87,7 +92,8 @@ class SimulatedLinkConfig:
     type: LinkType = field(default=LinkType.SIMULATED, metadata={"first": True})
 
 
-LinkConfig = SimulatedLinkConfig
+LinkConfig = SimulatedLinkConfig | ModbusLinkConfig
+"""How one meter is reached; dispatched on the ``type`` key of ``[meters.link]``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +115,13 @@ class Config:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     log: LogConfig = field(default_factory=LogConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
-    meters: tuple[MeterConfig, ...] = ()
+    http: HttpConfig = field(default_factory=HttpConfig)
+    meters: tuple[MeterConfig, ...] = field(default=(), metadata={"tables": True})
     # Loaded driver models by id; not part of the printed configuration.
     drivers: Mapping[str, Driver] = field(default_factory=dict, metadata={"hidden": True})
     source: str | None = field(default=None, metadata={"hidden": True})
+    upstreams: tuple[UpstreamConfig, ...] = field(default=(), metadata={"tables": True})
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -131,6 +140,7 @@ def parse_config(data: Mapping[str, Any], *, source: str | None, base_dir: Path)
     gateway = _gateway(root.table("gateway"), base_dir)
     log = _log(root.table("log"))
     outbox = _outbox(root.table("outbox"), base_dir)
+    http = parse_http(root.table("http"))
     dirs = [BUILTIN_DRIVERS_DIR]
     if gateway.drivers_dir is not None:
         dirs.append(gateway.drivers_dir)
@@ -141,8 +151,12 @@ def parse_config(data: Mapping[str, Any], *, source: str | None, base_dir: Path)
             raise ConfigError("gateway.drivers_dir", exc.problem, source) from None
         raise
     meters = _meters(root, drivers)
+    upstreams = parse_upstreams(root, gateway.id, base_dir)
+    analytics = parse_analytics(root.table("analytics"))
     root.finish()
-    return Config(gateway, log, outbox, meters, drivers, source)
+    return Config(
+        gateway, log, outbox, http, meters, drivers, source, upstreams, analytics=analytics
+    )
 
 
 def _gateway(t: Table, base_dir: Path) -> GatewayConfig:
@@ -183,11 +197,14 @@ def _outbox(t: Table, base_dir: Path) -> OutboxConfig:
 def _meters(root: Table, drivers: Mapping[str, Driver]) -> tuple[MeterConfig, ...]:
     meters: list[MeterConfig] = []
     first_seen: dict[str, str] = {}
+    buses = BusCheck()
     for t in root.tables("meters"):
         for meter in _meter(t, drivers):
             if meter.id in first_seen:
                 raise t.fail("id", f"duplicate meter id {meter.id!r} (also {first_seen[meter.id]})")
             first_seen[meter.id] = t.path
+            if not isinstance(meter.link, SimulatedLinkConfig):
+                buses.add(meter.id, meter.link, t)
             meters.append(meter)
     return tuple(meters)
 
@@ -207,7 +224,9 @@ def _meter(t: Table, drivers: Mapping[str, Driver]) -> list[MeterConfig]:
     offline_after = t.integer("offline_after", 3, min=1)
     max_backoff_s = t.number("max_backoff_s", max(60.0, interval_s), min=interval_s)
     count = t.integer("count", 1, min=1, max=100_000)
-    link = _simulated_link(t.table("link", required=True), driver)
+    link = _link(t.table("link", required=True), driver)
+    if not isinstance(link, SimulatedLinkConfig) and (problem := check_count(link, count)):
+        raise t.fail("count", problem)
     t.finish()
     if count == 1:
         return [MeterConfig(meter_id, driver_id, link, interval_s, offline_after, max_backoff_s)]
@@ -216,13 +235,26 @@ def _meter(t: Table, drivers: Mapping[str, Driver]) -> list[MeterConfig]:
         MeterConfig(
             f"{meter_id}-{i:0{width}d}",
             driver_id,
-            SimulatedLinkConfig(link.seed + i, link.params, link.faults),
+            _nth_link(link, i),
             interval_s,
             offline_after,
             max_backoff_s,
         )
         for i in range(1, count + 1)
     ]
+
+
+def _link(t: Table, driver: Driver) -> LinkConfig:
+    if t.choice("type", LinkType) is LinkType.SIMULATED:
+        return _simulated_link(t, driver)
+    return parse_modbus_link(t)
+
+
+def _nth_link(link: LinkConfig, i: int) -> LinkConfig:
+    """The link of meter ``i`` (from 1) of a ``count`` table: the next seed or unit id."""
+    if isinstance(link, SimulatedLinkConfig):
+        return SimulatedLinkConfig(link.seed + i, link.params, link.faults)
+    return nth_link(link, i)
 
 
 def _simulated_link(t: Table, driver: Driver) -> SimulatedLinkConfig:

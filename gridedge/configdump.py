@@ -1,9 +1,10 @@
 """Render a validated configuration back to TOML, secrets redacted.
 
 ``gridedge check`` prints this: the effective configuration with every default filled in, in a
-form that can be read back. Dataclass field metadata steers the rendering: ``hidden`` fields are
-left out, ``secret`` values are replaced by ``"<redacted>"``, ``flatten`` writes a nested value's
-fields into its parent table, and ``first`` puts a field at the top of its table.
+form that can be read back. Dataclass field metadata steers the rendering: ``hidden`` fields
+are left out, and so is an empty ``tables`` field (an array of tables with no entry),
+``secret`` values are replaced by ``"<redacted>"``, ``flatten`` writes a nested value's fields
+into its parent table, and ``first`` puts a field at the top of its table.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def _entries(obj: Any) -> list[tuple[str, Any, Field[Any]]]:
     """The (key, value, field) triples of a table, flattened and ordered."""
     result: list[tuple[str, Any, Field[Any]]] = []
     for f in fields(obj):
-        if f.metadata.get("hidden"):
-            continue
         value = getattr(obj, f.name)
+        if f.metadata.get("hidden") or (f.metadata.get("tables") and not value):
+            continue
         if f.metadata.get("flatten"):
             result.extend(_entries(value))
         elif f.metadata.get("first"):

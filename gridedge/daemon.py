@@ -15,15 +15,19 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridedge.config import Config, MeterConfig
+from gridedge.config import Config
+from gridedge.forward.forwarder import start_forwarders
+from gridedge.forward.settings import enabled_names
+from gridedge.http import serve_http
 from gridedge.links import Link
-from gridedge.links.simulated import SimulatedLink, log_fault
+from gridedge.links.factory import open_links
 from gridedge.log import get_logger
+from gridedge.metrics import Metrics
 from gridedge.model import Envelope
 from gridedge.outbox import Outbox, open_outbox
-from gridedge.poll import MeterState, Schedule, phase_for, poll_forever
-from gridedge.simulator.physics import MeterSimulator
+from gridedge.poll import MeterState, SampleSink, Schedule, phase_for, poll_forever
 from gridedge.systemd import Notifier
+from gridedge.watchdog import supervise_forever
 
 _log = get_logger("daemon")
 
@@ -54,15 +58,6 @@ class OutboxSink:
         await self._outbox.append(envelopes)
 
 
-def build_link(meter: MeterConfig, config: Config) -> Link:
-    """The link object that reads ``meter``."""
-    driver = config.drivers[meter.driver]
-    sim = MeterSimulator(
-        meter.id, driver, meter.link.params, meter.link.faults, meter.link.seed, on_fault=log_fault
-    )
-    return SimulatedLink(meter.id, sim)
-
-
 async def run(
     config: Config,
     *,
@@ -82,11 +77,21 @@ async def run(
         stack.callback(notifier.close)
         if shutdown_trigger is None:
             shutdown_trigger = _signal_trigger(stack)
-        outbox = await stack.enter_async_context(open_outbox(config.outbox))
+        outbox = await stack.enter_async_context(
+            open_outbox(config.outbox, upstreams=enabled_names(config.upstreams))
+        )
         runtime.outbox = outbox
-        sink = OutboxSink(outbox)
+        sink: SampleSink = OutboxSink(outbox)
+        if config.analytics.enabled:
+            from gridedge.analytics.stage import analytics_sink
+
+            sink = runtime.analytics = analytics_sink(sink, config)
+        links = await open_links(config, stack)
+        await stack.enter_async_context(serve_http(config.http, runtime, Metrics(runtime)))
         async with asyncio.TaskGroup() as tg:
-            tasks = _start_polling(tg, config, sink, runtime.meters)
+            tasks = _start_polling(tg, config, links, sink, runtime.meters)
+            tasks = [*tasks, *start_forwarders(tg, config, outbox, runtime.upstreams)]
+            supervisor = tg.create_task(supervise_forever(notifier, runtime), name="watchdog")
             _log.info(
                 "daemon.started",
                 gateway=config.gateway.id,
@@ -97,6 +102,7 @@ async def run(
             await shutdown_trigger()
             _log.info("daemon.stopping")
             notifier.send(STOPPING=1)
+            supervisor.cancel()
             for task in tasks:
                 task.cancel()
     _log.info("daemon.stopped")
@@ -105,7 +111,8 @@ async def run(
 def _start_polling(
     tg: asyncio.TaskGroup,
     config: Config,
-    sink: OutboxSink,
+    links: dict[str, Link],
+    sink: SampleSink,
     states: dict[str, MeterState],
 ) -> Sequence[asyncio.Task[None]]:
     tasks = []
@@ -118,7 +125,7 @@ def _start_polling(
             max_backoff_s=meter.max_backoff_s,
         )
         channels = len(config.drivers[meter.driver].channels)
-        coro = poll_forever(build_link(meter, config), schedule, sink, state, channels=channels)
+        coro = poll_forever(links[meter.id], schedule, sink, state, channels=channels)
         tasks.append(tg.create_task(coro, name=f"poll:{meter.id}"))
     return tasks
 

@@ -92,6 +92,7 @@ class _SqliteStore:
         self.commits_total = 0
         self._expiry_checked_at = float("-inf")
         self._retired_through = 0
+        self.listeners: list[Callable[[int], None]] = []  # see Outbox.on_commit
 
     async def load(self) -> None:
         """Read the committed state; configured upstreams get a cursor row at 0."""
@@ -163,6 +164,9 @@ class _SqliteStore:
             self._refusing.failed("full_rejected", rejected=delta.rejected)
         elif delta.appended:
             self._refusing.succeeded()
+        if delta.appended:
+            for listener in tuple(self.listeners):
+                listener(self.last_seq)
 
     async def _write(self, rows: list[Row], cursors: Mapping[str, int], delta: _Delta) -> None:
         if cursors:
@@ -299,6 +303,15 @@ class Outbox:
     def pending(self) -> int:
         """Envelopes waiting in memory for the writer."""
         return self._queue.pending
+
+    def on_commit(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(last_committed_seq)`` after each commit that stored envelopes.
+
+        It runs on the writer task, so it must be quick and must not raise (set an event).
+        Returns a function that removes it.
+        """
+        self._store.listeners.append(callback)
+        return functools.partial(self._store.listeners.remove, callback)
 
     async def append(self, envelopes: Sequence[Envelope]) -> None:
         """Store envelopes; returns once they are committed (durable as configured).

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gridedge.errors import LinkError
+from gridedge.histogram import Histogram
 from gridedge.links import Link
 from gridedge.log import FailureStreak, get_logger
 from gridedge.model import Envelope, Kind, Quality, Sample
@@ -43,6 +44,10 @@ class MeterState:
     consecutive_failures: int = 0
     last_success_ts: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
+    # Event-loop time at which the current attempt (read, then store) began; None between
+    # attempts. Lets the watchdog tell a loop stuck mid-attempt from one waiting for its tick.
+    busy_since: float | None = None
+    read_seconds: Histogram = field(default_factory=Histogram)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +109,16 @@ async def poll_forever(
         await asyncio.sleep(max(0.0, start + tick * schedule.interval_s - loop.time()))
         ts = wallclock()
         state.polls += 1
+        state.busy_since = started = loop.time()
         try:
             values = await link.read()
         except LinkError as exc:
+            state.read_seconds.observe(loop.time() - started)
             await _failed(exc, ts, schedule, sink, state, streak)
         else:
+            state.read_seconds.observe(loop.time() - started)
             await _succeeded(values, ts, sink, state, streak, channels)
+        state.busy_since = None
         tick = _next_tick(tick, schedule, state, elapsed_s=loop.time() - start)
 
 

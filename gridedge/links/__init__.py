@@ -1,7 +1,8 @@
 """Links read meters. One link object serves one meter (one device id).
 
-Implementations name the technology (``SimulatedLink``, later ``ModbusTcpLink``); the poll loop
-only knows the :class:`Link` role.
+Implementations name the technology (``SimulatedLink``, ``ModbusLink``); the poll loop only
+knows the :class:`Link` role. :func:`gridedge.links.factory.open_links` builds them from the
+configuration.
 """
 
 from __future__ import annotations

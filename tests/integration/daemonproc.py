@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -16,12 +16,17 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def write_config(folder: Path, meters: str, *, outbox: str = "") -> Path:
-    """A config with the given [[meters]] tables and an outbox in ``folder``."""
+def write_config(folder: Path, meters: str, *, outbox: str = "", http: str = "port = 0") -> Path:
+    """A config with the given [[meters]] tables and an outbox in ``folder``.
+
+    The HTTP endpoint takes a free port unless ``http`` (the body of ``[http]``) says otherwise,
+    so that test daemons never compete for the default one.
+    """
     path = folder / "gridedge.toml"
     path.write_text(
         '[gateway]\nid = "gw-test"\nsite = "lab"\n\n'
-        f'[log]\nformat = "json"\n\n[outbox]\npath = "outbox.sqlite3"\n{outbox}\n{meters}'
+        f'[log]\nformat = "json"\n\n[http]\n{http}\n\n'
+        f'[outbox]\npath = "outbox.sqlite3"\n{outbox}\n{meters}'
     )
     return path
 
@@ -35,10 +40,16 @@ def meter(meter_id: str, driver: str, interval_s: float, seed: int, extra: str =
 
 
 @contextmanager
-def running_daemon(config: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A real daemon process; killed on the way out if the test left it running."""
+def running_daemon(
+    config: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real daemon process; killed on the way out if the test left it running.
+
+    ``extra_env`` adds variables (e.g. ``NOTIFY_SOCKET``) to the daemon's environment.
+    """
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("NOTIFY_SOCKET", None)
+    env.update(extra_env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "gridedge", "run", "-c", str(config)],
         stdout=subprocess.PIPE,

@@ -239,3 +239,145 @@ def test_missing_driver_folder_is_an_error(tmp_path: Path) -> None:
         load_drivers([BUILTIN_DRIVERS_DIR, missing])
     assert str(missing) in caught.value.problem
     assert caught.value.source is None
+
+
+# --- the models added from public register maps ------------------------------------------
+
+NEW_MODELS = (
+    "eastron-sdm72",
+    "carlo-gavazzi-em24",
+    "carlo-gavazzi-em340",
+    "janitza-umg604",
+    "schneider-iem3255",
+    "abb-b23",
+    "chint-dtsu666",
+    "siemens-pac2200",
+    "sunspec-meter-203",
+)
+
+
+@pytest.mark.parametrize("driver_id", NEW_MODELS)
+def test_new_model_plans_into_far_fewer_reads_than_channels(driver_id: str) -> None:
+    """Each new model coalesces into a handful of reads, every one within its request limit."""
+    from gridedge.registers import plan_reads
+
+    driver = load_drivers([BUILTIN_DRIVERS_DIR])[driver_id]
+    plan = plan_reads(driver.channels, driver.max_registers_per_request, driver.max_gap_registers)
+    assert len(plan) * 3 <= len(driver.channels)
+    assert all(read.count <= driver.max_registers_per_request for read in plan)
+    planned = {ch.name for read in plan for ch in read.channels}
+    assert planned == set(driver.channel_names)
+
+
+def _decode(driver_id: str, words: dict[int, int]) -> dict[str, float]:
+    """Decode every read of a driver's plan from a sparse register image (absent = 0)."""
+    from gridedge.registers import decode_response, plan_reads, read_scale_factors
+
+    driver = load_drivers([BUILTIN_DRIVERS_DIR])[driver_id]
+    plan = plan_reads(driver.channels, driver.max_registers_per_request, driver.max_gap_registers)
+    responses = [[words.get(r.address + i, 0) for i in range(r.count)] for r in plan]
+    factors: dict[int, int] = {}
+    for read, regs in zip(plan, responses, strict=True):
+        factors.update(read_scale_factors(read, regs))
+    values: dict[str, float] = {}
+    for read, regs in zip(plan, responses, strict=True):
+        values.update(decode_response(read, regs, factors))
+    return values
+
+
+def test_em24_int32_values_are_least_significant_word_first() -> None:
+    """EM24 table 2.3-1: INT32 LSW first, V*10, A*1000, W*10, kWh*10; INT16 PF*1000, Hz*10."""
+    values = _decode(
+        "carlo-gavazzi-em24",
+        {
+            0x0000: 0x08FC,  # V L1-N 230.0 V = 2300 = 0x000008FC, low word first
+            0x000C: 0x1403,  # A L1 5.123 A = 5123
+            0x0012: 0xCFC7,  # W L1 -1234.5 W = -12345 = 0xFFFFCFC7
+            0x0013: 0xFFFF,
+            0x0032: 0xFC4A,  # PF L1 -0.950 (leading) = -950
+            0x0037: 0x01F4,  # 50.0 Hz = 500
+            0x003E: 0xE240,  # kWh(+) TOT 12345.6 kWh = 123456 = 0x0001E240
+            0x003F: 0x0001,
+        },
+    )
+    assert values["voltage_l1"] == pytest.approx(230.0)
+    assert values["current_l1"] == pytest.approx(5.123)
+    assert values["active_power_l1"] == pytest.approx(-1234.5)
+    assert values["power_factor_l1"] == pytest.approx(-0.95)
+    assert values["frequency"] == pytest.approx(50.0)
+    assert values["energy_import"] == pytest.approx(12345.6)
+    driver = load_drivers([BUILTIN_DRIVERS_DIR])["carlo-gavazzi-em24"]
+    assert driver.channel("energy_export").address == 0x005C
+
+
+def test_abb_b23_big_endian_unsigned_with_hundredths() -> None:
+    """ABB B23: UINT64 energy in 0.01 kWh, UINT32 voltage 0.1 V, INT32 power 0.01 W."""
+    values = _decode(
+        "abb-b23",
+        {
+            0x5002: 0x0012,  # 12345.67 kWh = 1234567 = 0x0012D687 in the low two words
+            0x5003: 0xD687,
+            0x5B01: 0x08FD,  # 230.1 V = 2301
+            0x5B14: 0xFFFE,  # -1000.00 W = -100000 = 0xFFFE7960
+            0x5B15: 0x7960,
+            0x5B2C: 5002,  # 50.02 Hz
+        },
+    )
+    assert values["energy_import"] == pytest.approx(12345.67)
+    assert values["voltage_l1"] == pytest.approx(230.1)
+    assert values["active_power"] == pytest.approx(-1000.0)
+    assert values["frequency"] == pytest.approx(50.02)
+
+
+def test_sunspec_203_applies_scale_factor_registers() -> None:
+    """Model 203 at 40070: int16 values times 10^SF, PF in percent, acc32 Wh to kWh."""
+    values = _decode(
+        "sunspec-meter-203",
+        {
+            40078: 2301,  # PhVphA
+            40085: 0xFFFF,  # V_SF = -1
+            40089: 0xF830,  # WphA = -2000
+            40092: 0,  # W_SF = 0
+            40103: 0xDAEA,  # PF = -9494
+            40107: 0xFFFE,  # PF_SF = -2 -> -94.94 %
+            40116: 0x0001,  # TotWhImp = 0x0001E240 = 123456
+            40117: 0xE240,
+            40124: 1,  # TotWh_SF = 1 -> 1234560 Wh
+        },
+    )
+    assert values["voltage_l1"] == pytest.approx(230.1)
+    assert values["active_power_l1"] == pytest.approx(-2000.0)
+    assert values["power_factor"] == pytest.approx(-0.9494)
+    assert values["energy_import"] == pytest.approx(1234.56)
+
+
+def test_iem3255_addresses_are_document_registers_minus_one() -> None:
+    """The iEM3000 manual numbers registers from 1; the driver holds zero-based addresses."""
+    driver = load_drivers([BUILTIN_DRIVERS_DIR])["schneider-iem3255"]
+    expected = {
+        "current_l1": 3000,
+        "voltage_l1_l2": 3020,
+        "voltage_l1": 3028,
+        "active_power": 3060,
+        "frequency": 3110,
+        "energy_import": 3204,
+        "reactive_energy_export": 3224,
+    }
+    for name, register in expected.items():
+        assert driver.channel(name).address == register - 1, name
+    values = _decode("schneider-iem3255", {3059: 0x3FC0, 3203 + 2: 0x0001, 3203 + 3: 0xE240})
+    assert values["active_power"] == pytest.approx(1500.0)  # 1.5 kW as float32 0x3FC00000
+    assert values["energy_import"] == pytest.approx(123.456)  # 123456 Wh
+
+
+def test_float_models_decode_big_endian_ieee754() -> None:
+    """Janitza, PAC2200 and DTSU666 floats are high word first; DTSU666 floats carry a scale."""
+    assert _decode("janitza-umg604", {19000: 0x4366})["voltage_l1"] == pytest.approx(230.0)
+    pac = _decode("siemens-pac2200", {55: 0x4248, 801: 0x4132, 802: 0xD687})
+    assert pac["frequency"] == pytest.approx(50.0)
+    assert pac["energy_import"] == pytest.approx(1234.567)  # 1234567.0 Wh as float64
+    dtsu = _decode(
+        "chint-dtsu666", {0x2006: 0x450F, 0x2007: 0x2000, 0x2044: 0x459C, 0x2045: 0x3800}
+    )
+    assert dtsu["voltage_l1"] == pytest.approx(229.0)  # float 2290.0 in 0.1 V
+    assert dtsu["frequency"] == pytest.approx(49.99)  # float 4999.0 in 0.01 Hz

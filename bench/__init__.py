@@ -1,0 +1,1 @@
+"""Evaluation scripts; each prints JSON (importable so tests can check the scorer)."""

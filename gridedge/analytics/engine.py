@@ -1,0 +1,297 @@
+"""The analytics of one gateway: samples in, scores and envelopes out (pure, synchronous).
+
+:class:`Analytics` keeps one :class:`DeviceAnalytics` per device; each sample goes through the
+device's rules, detectors, alert machines, forecasters and aggregators in one call. The daemon
+(:mod:`~gridedge.analytics.stage`) and ``gridedge replay`` (:mod:`~gridedge.analytics.replay`)
+both use exactly this code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from gridedge.analytics.aggregate import Deadband, WindowAggregator
+from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertParams, AlertState, Severity
+from gridedge.analytics.detectors import SURPRISE_HALF, ChannelDetector, Holdoff, Surprise
+from gridedge.analytics.rules import ChannelRules, DropoutRule, RuleParams
+from gridedge.analytics.settings import AnalyticsConfig, TrendChannel
+from gridedge.analytics.trend import Crossing, Forecaster
+from gridedge.model import Envelope, Kind, Sample
+
+if TYPE_CHECKING:
+    from gridedge.analytics.river_models import DeviceRiver
+
+Limits = Mapping[str, tuple[float | None, float | None]]
+"""Physical limits per channel name: (min, max), from the driver."""
+
+DEVICE_CHANNEL = "*"
+"""The channel name of device-level alerts (dropout, multi-channel models)."""
+
+
+@dataclass(slots=True)
+class Result:
+    """What one sample produced."""
+
+    score: float
+    channel_scores: dict[str, float]
+    envelopes: list[Envelope]
+    raised: list[AlertEvent] = field(default_factory=list)
+    report: dict[str, float] | None = None
+    forecasts: dict[str, dict[int, float]] = field(default_factory=dict)
+
+
+class _Channel:
+    __slots__ = ("alert", "detector", "holdoff", "rules")
+
+    def __init__(self, name: str, config: AnalyticsConfig, rules: RuleParams) -> None:
+        self.detector = ChannelDetector(config.detector)
+        self.holdoff = Holdoff(config.detector.holdoff_samples, config.detector.alert_threshold)
+        self.rules = ChannelRules(rules)
+        self.alert = AlertMachine(name, config.alerts)
+
+
+class _Trend:
+    __slots__ = ("alert", "forecaster", "next_ts", "spec")
+
+    def __init__(self, spec: TrendChannel, config: AnalyticsConfig) -> None:
+        self.spec = spec
+        self.forecaster = Forecaster(config.trend.horizons, config.trend.params)
+        self.next_ts = 0.0
+        a = config.alerts
+        params = AlertParams(
+            raise_threshold=spec.min_confidence,
+            clear_threshold=spec.min_confidence / 2.0,
+            raise_after_samples=a.raise_after_samples,
+            clear_after_samples=a.clear_after_samples,
+            min_active_samples=a.min_active_samples,
+        )
+        self.alert = AlertMachine(spec.channel, params)
+
+
+class DeviceAnalytics:
+    """Everything the analytics know about one device."""
+
+    def __init__(
+        self, device: str, config: AnalyticsConfig, limits: Limits, river: DeviceRiver | None
+    ) -> None:
+        self.device = device
+        self._config = config
+        self._limits = limits
+        self._only = frozenset(config.channels)
+        self._channels: dict[str, _Channel | None] = {}
+        self._dropout = DropoutRule(config.dropout_factor)
+        self._device_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
+        self._dropout_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
+        self._trends = {t.channel: _Trend(t, config) for t in config.trend.channels}
+        self._windows = [WindowAggregator(device, w) for w in config.aggregate.windows_s]
+        self._river = river
+        self._river_surprise = Surprise(config.detector.calibration_samples)
+        agg = config.aggregate
+        bands = {o.name: o.deadband for o in config.overrides if o.deadband is not None}
+        self._deadband = (
+            Deadband(agg.deadband, bands, agg.max_silence_s) if agg.report_by_exception else None
+        )
+
+    def _channel(self, name: str) -> _Channel | None:
+        cfg = self._config
+        override = cfg.override(self.device, name)
+        excluded = bool(self._only) and name not in self._only
+        if excluded or (override is not None and not override.enabled):
+            return None
+        low, high = self._limits.get(name, (None, None))
+        flat = cfg.flatline_samples
+        rate = None
+        if override is not None:
+            low = override.min if override.min is not None else low
+            high = override.max if override.max is not None else high
+            flat = override.flatline_samples if override.flatline_samples is not None else flat
+            rate = override.max_rate_per_s
+        return _Channel(name, cfg, RuleParams(low, high, rate, flat))
+
+    def process(self, sample: Sample) -> Result:
+        """Run every analysis on one sample."""
+        ts = sample.ts
+        envelopes: list[Envelope] = []
+        events: list[AlertEvent] = []
+        scores: dict[str, float] = {}
+        top = self._score_channels(sample, scores, events)
+        detected = corrected(top[0], len(scores))
+        self._dropout_check(sample.ts, events)
+        if self._river is not None:
+            detected = max(detected, self._river_score(sample.values))
+        event = self._device_alert.update(ts, detected, top[2], "detector", channel=top[1])
+        if event is not None:
+            events.append(event)
+        forecasts = self._trend(sample, envelopes, events) if self._trends else {}
+        for w in self._windows:
+            closed = w.add(ts, sample.values)
+            if closed is not None:
+                envelopes.append(closed)
+        envelopes[:0] = [e.envelope(self.device) for e in events]
+        report = self._deadband.filter(ts, sample.values) if self._deadband else None
+        raised = [e for e in events if e.state is AlertState.RAISED]
+        best = max(detected, top[3])
+        return Result(best, scores, envelopes, raised, report, forecasts)
+
+    def _score_channels(
+        self, sample: Sample, scores: dict[str, float], events: list[AlertEvent]
+    ) -> tuple[float, str, float, float]:
+        """Score every channel; returns (best detector score, its channel, its value, best rule
+        score). Rules alert per channel; detector scores alert per device."""
+        ts = sample.ts
+        best, top, top_value, ruled = 0.0, DEVICE_CHANNEL, 0.0, 0.0
+        channels = self._channels
+        for name, value in sample.values.items():
+            if name in channels:
+                ch = channels[name]
+            else:
+                ch = channels[name] = self._channel(name)
+            if ch is None:
+                continue
+            score = ch.holdoff.update(ch.detector.update(ts, value))
+            if score > best:
+                best, top, top_value = score, name, value
+            hit = ch.rules.check(ts, value)
+            if hit is not None:
+                ruled = max(ruled, hit[1])
+                scores[name] = max(score, hit[1])
+                event = ch.alert.update(ts, hit[1], value, hit[0])
+            else:
+                scores[name] = score
+                event = ch.alert.update(ts, 0.0, value, "") if ch.alert.active else None
+            if event is not None:
+                events.append(event)
+        return best, top, top_value, ruled
+
+    def _dropout_check(self, ts: float, events: list[AlertEvent]) -> None:
+        """A gap is not a value: it raises its own alert but leaves the anomaly score alone."""
+        machine = self._dropout_alert
+        gap = self._dropout.check(ts)
+        if gap is not None:
+            event = machine.raise_now(ts, gap, "dropout", Severity.WARNING)
+        elif machine.active is not None:
+            event = machine.update(ts, 0.0, 0.0, "dropout")
+        else:
+            return
+        if event is not None:
+            events.append(event)
+
+    def _river_score(self, values: Mapping[str, float]) -> float:
+        assert self._river is not None
+        s = self._river_surprise.update(self._river.score(values))
+        score = s / (s + SURPRISE_HALF) if self._river.ready else 0.0
+        return max(score, self._river.shift_score(values))
+
+    def flush(self) -> list[Envelope]:
+        """The aggregates of this device's open windows."""
+        return [env for w in self._windows if (env := w.flush()) is not None]
+
+    def _trend(
+        self, sample: Sample, envelopes: list[Envelope], events: list[AlertEvent]
+    ) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        ts = sample.ts
+        for name, tr in self._trends.items():
+            value = sample.values.get(name)
+            if value is None:
+                continue
+            f = tr.forecaster
+            f.update(ts, value)
+            out[name] = {h: f.forecast(h) for h in f.horizons}
+            spec = tr.spec
+            crossing = None
+            for limit, above in ((spec.above, True), (spec.below, False)):
+                if limit is not None and crossing is None:
+                    found = f.time_to_threshold(limit, above=above, horizon_s=spec.horizon_s)
+                    crossing = (limit, found) if found is not None else None
+            confidence = crossing[1].confidence if crossing is not None else 0.0
+            event = tr.alert.update(ts, confidence, value, "trend", severity=spec.severity)
+            if event is not None:
+                events.append(event)
+            if ts >= tr.next_ts:
+                tr.next_ts = ts + self._config.trend.forecast_interval_s
+                envelopes.append(self._forecast_envelope(ts, name, tr, out[name], crossing))
+        return out
+
+    def _forecast_envelope(
+        self,
+        ts: float,
+        name: str,
+        tr: _Trend,
+        values: dict[int, float],
+        crossing: tuple[float, Crossing] | None,
+    ) -> Envelope:
+        f = tr.forecaster
+        body: dict[str, object] = {
+            "channel": name,
+            "interval_s": round(f.interval_s, 3),
+            "horizons": {str(h): round(v, 6) for h, v in values.items()},
+            "error": round(f.error1, 6),
+        }
+        if crossing is not None:
+            body["crossing"] = {"limit": crossing[0], **asdict(crossing[1])}
+        return Envelope(kind=Kind.FORECAST, device=self.device, ts=ts, body=body)
+
+
+def corrected(score: float, channels: int) -> float:
+    """A device's best detector score, discounted for the number of channels looked at.
+
+    With many channels, one of them is rare by chance far more often than any single one;
+    subtracting ``log10(channels)`` from the surprise keeps the device's false-alarm rate near
+    that of one channel (a Bonferroni correction). One channel is left unchanged.
+    """
+    if channels <= 1 or score <= 0.0 or score >= 1.0:
+        return score
+    s = SURPRISE_HALF * score / (1.0 - score) - math.log10(channels)
+    return s / (s + SURPRISE_HALF) if s > 0.0 else 0.0
+
+
+class Analytics:
+    """The analytics of every device, with counters for metrics.
+
+    Args:
+        config: the ``[analytics]`` section.
+        limits: physical limits per device and channel (from the drivers).
+    """
+
+    def __init__(self, config: AnalyticsConfig, limits: Mapping[str, Limits] | None = None) -> None:
+        self.config = config
+        self._limits = limits or {}
+        self._devices: dict[str, DeviceAnalytics] = {}
+        self.alerts_raised: Counter[str] = Counter()
+        self.alerts_active: Counter[str] = Counter()
+        self._river_factory = None
+        if config.river_models:
+            from gridedge.analytics import river_models  # deferred: River is slow to import
+
+            self._river_factory = river_models.DeviceRiver
+
+    def process(self, sample: Sample) -> Result:
+        """Analyse one sample of any device."""
+        dev = self._devices.get(sample.device)
+        if dev is None:
+            river = None
+            if self._river_factory is not None:
+                river = self._river_factory(self.config.river_models)
+            limits = self._limits.get(sample.device, {})
+            dev = self._devices[sample.device] = DeviceAnalytics(
+                sample.device, self.config, limits, river
+            )
+        result = dev.process(sample)
+        for env in result.envelopes:
+            if env.kind is Kind.ALERT:
+                severity = str(env.body["severity"])
+                if env.body["state"] == AlertState.RAISED.value:
+                    self.alerts_raised[severity] += 1
+                    self.alerts_active[severity] += 1
+                else:
+                    self.alerts_active[severity] -= 1
+        return result
+
+    def flush(self) -> list[Envelope]:
+        """The aggregates of every open window (on an orderly stop)."""
+        return [env for dev in self._devices.values() for env in dev.flush()]

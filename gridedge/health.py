@@ -1,0 +1,170 @@
+"""Is the gateway doing its job? The rule behind ``/health``, kept pure so it can be tested.
+
+The gateway's job is to read its meters and keep every reading in the outbox; delivering it
+upstream is the outbox's business and may wait for a link that is down for days. So:
+
+- **failing** (HTTP 503): meters are configured and every one of them is offline; or the outbox
+  is not open, or its last commit failed (nothing new can be kept).
+- **degraded** (HTTP 200): some meters are offline, an upstream is not connected, or the outbox
+  statistics could not be read.
+- **ok** (HTTP 200): everything else.
+
+A broker that cannot be reached is degraded, not failing: restarting the gateway cannot fix the
+network, and the outbox is there to ride it out (watch ``gridedge_outbox_oldest_unsent_age_seconds``
+for that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from gridedge.errors import OutboxError
+from gridedge.outbox_schema import OutboxStats
+
+if TYPE_CHECKING:
+    from gridedge.daemon import Runtime
+    from gridedge.poll import MeterState
+
+
+class Status(StrEnum):
+    """The verdict of :func:`assess`."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A verdict with its reasons and a JSON-ready report of every component."""
+
+    status: Status
+    problems: tuple[str, ...]
+    report: Mapping[str, object]
+
+    @property
+    def http_status(self) -> int:
+        """503 when failing, else 200."""
+        return 503 if self.status is Status.FAILING else 200
+
+
+async def outbox_stats(runtime: Runtime, timeout_s: float) -> OutboxStats | None:
+    """The outbox's statistics, or None when it is not open or cannot be read in time."""
+    outbox = runtime.outbox
+    if outbox is None:
+        return None
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await outbox.stats()
+    except (OutboxError, TimeoutError):
+        return None
+
+
+def assess(runtime: Runtime, stats: OutboxStats | None, now: float) -> Health:
+    """Judge the gateway from its runtime state (see the module docstring for the rule).
+
+    Args:
+        runtime: the live state.
+        stats: the outbox's statistics, None when they could not be read.
+        now: wall-clock seconds, for ages.
+    """
+    failing: list[str] = []
+    degraded: list[str] = []
+    meters = list(runtime.meters.values())
+    offline = [m.device for m in meters if not m.online]
+    if meters and len(offline) == len(meters):
+        failing.append("every meter is offline")
+    elif offline:
+        degraded.append("meters offline: " + ", ".join(sorted(offline)))
+    outbox = runtime.outbox
+    if outbox is None:
+        failing.append("the outbox is not open")
+    elif not outbox.healthy:
+        failing.append(f"the outbox cannot be written: {outbox.last_error}")
+    elif stats is None:
+        degraded.append("the outbox statistics cannot be read")
+    down = [str(name) for name, up in runtime.upstreams.items() if not _connected(up)]
+    if down:
+        degraded.append("upstreams not connected: " + ", ".join(sorted(down)))
+    status = Status.FAILING if failing else Status.DEGRADED if degraded else Status.OK
+    problems = (*failing, *degraded)
+    report: dict[str, object] = {
+        "status": status.value,
+        "problems": list(problems),
+        "meters": {m.device: _meter(m, now) for m in meters},
+        "outbox": _outbox(runtime, stats, now),
+        "upstreams": {str(n): _upstream(up, stats, str(n)) for n, up in runtime.upstreams.items()},
+    }
+    return Health(status, problems, report)
+
+
+def _meter(m: MeterState, now: float) -> dict[str, object]:
+    return {
+        "online": m.online,
+        "last_success": _iso(m.last_success_ts),
+        "last_success_age_s": None if m.last_success_ts is None else _age(now, m.last_success_ts),
+        "consecutive_failures": m.consecutive_failures,
+        "polls": m.polls,
+        "samples": m.samples,
+    }
+
+
+def _outbox(runtime: Runtime, stats: OutboxStats | None, now: float) -> dict[str, object]:
+    outbox = runtime.outbox
+    if outbox is None:
+        return {"healthy": False, "error": "not open"}
+    out: dict[str, object] = {
+        "healthy": outbox.healthy,
+        "error": outbox.last_error,
+        "pending": outbox.pending,
+        "dropped": outbox.dropped_total,
+    }
+    if stats is not None:
+        out["envelopes"] = stats.rows
+        out["bytes"] = stats.bytes
+        out["backlog"] = dict(stats.backlog)
+        out["oldest_unsent_age_s"] = {
+            name: None if ts is None else _age(now, ts)
+            for name, ts in stats.oldest_unsent_ts.items()
+        }
+    return out
+
+
+def _upstream(up: Any, stats: OutboxStats | None, name: str) -> dict[str, object]:
+    backlog = stats.backlog.get(name) if stats is not None else None
+    return {
+        "connected": _connected(up),
+        "last_publish": _iso(_number(getattr(up, "last_publish_ts", None))),
+        "last_error": _text(getattr(up, "last_error", None)),
+        "published": _number(getattr(up, "published", None)),
+        "acked": _number(getattr(up, "acked", None)),
+        "backlog": backlog if backlog is not None else _number(getattr(up, "backlog", None)),
+    }
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _connected(up: Any) -> bool:
+    return getattr(up, "connected", False) is True
+
+
+def _number(value: object) -> int | float | None:
+    """A number read from another component's state, or None when it is not one."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _age(now: float, ts: float) -> float:
+    return round(max(0.0, now - ts), 3)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

@@ -1,0 +1,285 @@
+"""Prometheus metrics: the only module that imports prometheus_client.
+
+Nothing on a hot path calls into Prometheus. :class:`Metrics` owns its own registry with one
+custom collector that reads the daemon's :class:`~gridedge.daemon.Runtime` when scraped: the
+poll loops' :class:`~gridedge.poll.MeterState`, the outbox, and whatever the forwarders and the
+analytics stage registered there. Those last two are read defensively (``getattr``), so a
+missing attribute leaves its metric out instead of failing the scrape. The attributes read:
+
+- each ``Runtime.upstreams`` value: ``connected: bool``, ``published: int``, ``acked: int``,
+  ``reconnects: int``, ``last_publish_ts: float | None``;
+- ``Runtime.analytics``: ``alerts_raised: Mapping[str, int]`` and
+  ``alerts_active: Mapping[str, int]`` (by severity), ``seconds_per_value: float``.
+
+The README lists every metric.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector
+from prometheus_client import generate_latest as _generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from gridedge import __version__
+from gridedge.health import outbox_stats
+from gridedge.outbox_schema import DropReason, OutboxStats
+
+if TYPE_CHECKING:
+    from gridedge.daemon import Runtime
+    from gridedge.outbox import Outbox
+    from gridedge.poll import MeterState
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The Content-Type of :meth:`Metrics.exposition` (Prometheus text format)."""
+
+
+class Metrics:
+    """A registry describing one running gateway; serve :meth:`exposition` as ``/metrics``.
+
+    Args:
+        runtime: the live state to describe.
+        clock: wall-clock seconds, for ages.
+        process: also export the process' CPU time, memory and file descriptors.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        clock: Callable[[], float] = time.time,
+        process: bool = True,
+    ) -> None:
+        self._runtime = runtime
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._collector = _RuntimeCollector(runtime, clock)
+        self.registry.register(self._collector)
+        if process:
+            ProcessCollector(registry=self.registry)
+
+    async def refresh(self, timeout_s: float = 2.0) -> None:
+        """Read what needs I/O (the outbox's statistics) ahead of :meth:`exposition`."""
+        self._collector.stats = await outbox_stats(self._runtime, timeout_s)
+
+    def exposition(self) -> bytes:
+        """Every metric in the Prometheus text format."""
+        return bytes(_generate_latest(self.registry))
+
+
+class _RuntimeCollector:
+    """Builds every gridedge metric family from the runtime at collection time."""
+
+    def __init__(self, runtime: Runtime, clock: Callable[[], float]) -> None:
+        self._runtime = runtime
+        self._clock = clock
+        self.stats: OutboxStats | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self._runtime
+        build = InfoMetricFamily("gridedge_build", "gridedge version running.")
+        build.add_metric([], {"version": __version__})
+        yield build
+        yield from _meter_families(list(runtime.meters.values()))
+        if runtime.outbox is not None:
+            yield from _outbox_families(runtime.outbox, self.stats, self._clock())
+        yield from _upstream_families(runtime.upstreams)
+        yield from _analytics_families(runtime.analytics)
+
+
+def _meter_families(meters: list[MeterState]) -> Iterator[Metric]:
+    label = ["device"]
+    counters = {
+        "polls": ("gridedge_polls_total", "Read attempts per meter."),
+        "samples": ("gridedge_samples_total", "Samples stored per meter."),
+        "values": ("gridedge_channel_values_total", "Channel values stored per meter."),
+        "overruns": ("gridedge_poll_overruns_total", "Ticks skipped because a read overran."),
+    }
+    for attr, (name, doc) in counters.items():
+        family = CounterMetricFamily(name, doc, labels=label)
+        for m in meters:
+            family.add_metric([m.device], getattr(m, attr))
+        yield family
+    errors = CounterMetricFamily(
+        "gridedge_poll_errors_total", "Failed reads per meter and kind.", labels=["device", "kind"]
+    )
+    online = GaugeMetricFamily("gridedge_meter_online", "1 while a meter answers.", labels=label)
+    last = GaugeMetricFamily(
+        "gridedge_meter_last_success_timestamp_seconds",
+        "Wall-clock time of the last successful read.",
+        labels=label,
+    )
+    duration = HistogramMetricFamily(
+        "gridedge_poll_duration_seconds", "Time to read a meter (success or failure).", labels=label
+    )
+    for m in meters:
+        for kind, n in sorted(m.errors.items()):
+            errors.add_metric([m.device, kind], n)
+        online.add_metric([m.device], 1.0 if m.online else 0.0)
+        if m.last_success_ts is not None:
+            last.add_metric([m.device], m.last_success_ts)
+        buckets = [(_le(b), float(n)) for b, n in m.read_seconds.cumulative()]
+        duration.add_metric([m.device], buckets, m.read_seconds.total)
+    yield from (errors, online, last, duration)
+
+
+def _outbox_families(outbox: Outbox, stats: OutboxStats | None, now: float) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "gridedge_outbox_healthy",
+        "1 while the last outbox commit succeeded.",
+        1 if outbox.healthy else 0,
+    )
+    yield CounterMetricFamily(
+        "gridedge_outbox_appended_envelopes_total",
+        "Envelopes stored by this process.",
+        outbox.appended_total,
+    )
+    yield CounterMetricFamily(
+        "gridedge_outbox_commits_total", "Outbox write transactions.", outbox.commits_total
+    )
+    yield GaugeMetricFamily(
+        "gridedge_outbox_pending_envelopes", "Envelopes waiting for a commit.", outbox.pending
+    )
+    dropped = CounterMetricFamily(
+        "gridedge_outbox_dropped_envelopes_total",
+        "Envelopes dropped over the outbox file's life, by reason.",
+        labels=["reason"],
+    )
+    totals = outbox.dropped_total
+    for reason in DropReason:
+        dropped.add_metric([reason.value], totals.get(reason.value, 0))
+    yield dropped
+    yield _labelled(
+        CounterMetricFamily,
+        "gridedge_outbox_dropped_unsent_envelopes_total",
+        "Dropped envelopes an upstream had not received.",
+        "upstream",
+        outbox.dropped_unsent_total,
+    )
+    if stats is not None:
+        yield from _stats_families(stats, now)
+
+
+def _stats_families(stats: OutboxStats, now: float) -> Iterator[Metric]:
+    yield GaugeMetricFamily("gridedge_outbox_envelopes", "Envelopes stored.", stats.rows)
+    yield GaugeMetricFamily("gridedge_outbox_bytes", "Stored envelope bytes.", stats.bytes)
+    yield GaugeMetricFamily(
+        "gridedge_outbox_file_bytes", "Outbox database and WAL size on disk.", stats.file_bytes
+    )
+    yield _labelled(
+        GaugeMetricFamily,
+        "gridedge_outbox_backlog_envelopes",
+        "Stored envelopes an upstream has not acknowledged.",
+        "upstream",
+        stats.backlog,
+    )
+    ages = {
+        name: 0.0 if ts is None else max(0.0, now - ts)
+        for name, ts in stats.oldest_unsent_ts.items()
+    }
+    yield _labelled(
+        GaugeMetricFamily,
+        "gridedge_outbox_oldest_unsent_age_seconds",
+        "Age of the oldest envelope an upstream has not acknowledged (0 when none).",
+        "upstream",
+        ages,
+    )
+
+
+def _upstream_families(upstreams: Mapping[str, Any]) -> Iterator[Metric]:
+    fields = (
+        (GaugeMetricFamily, "connected", "gridedge_upstream_connected", "1 while connected."),
+        (
+            CounterMetricFamily,
+            "published",
+            "gridedge_upstream_publishes_total",
+            "Envelopes published (re-sends included).",
+        ),
+        (
+            CounterMetricFamily,
+            "acked",
+            "gridedge_upstream_acks_total",
+            "Envelopes the broker acknowledged.",
+        ),
+        (CounterMetricFamily, "reconnects", "gridedge_upstream_reconnects_total", "Reconnects."),
+        (
+            GaugeMetricFamily,
+            "last_publish_ts",
+            "gridedge_upstream_last_publish_timestamp_seconds",
+            "Wall-clock time of the last acknowledged publish.",
+        ),
+    )
+    for cls, attr, name, doc in fields:
+        values = {
+            str(up): value
+            for up, state in upstreams.items()
+            if (value := _number(getattr(state, attr, None))) is not None
+        }
+        yield _labelled(cls, name, doc, "upstream", values)
+
+
+def _analytics_families(analytics: Any) -> Iterator[Metric]:
+    if analytics is None:
+        return
+    yield _labelled(
+        CounterMetricFamily,
+        "gridedge_alerts_raised_total",
+        "Alerts raised, by severity.",
+        "severity",
+        _numbers(getattr(analytics, "alerts_raised", None)),
+    )
+    yield _labelled(
+        GaugeMetricFamily,
+        "gridedge_alerts_active",
+        "Alerts currently active, by severity.",
+        "severity",
+        _numbers(getattr(analytics, "alerts_active", None)),
+    )
+    per_value = _number(getattr(analytics, "seconds_per_value", None))
+    if per_value is not None:
+        yield GaugeMetricFamily(
+            "gridedge_analytics_seconds_per_value",
+            "Analytics processing time per channel value (recent average).",
+            per_value,
+        )
+
+
+def _labelled(
+    cls: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    doc: str,
+    label: str,
+    values: Mapping[str, float | int],
+) -> Metric:
+    family = cls(name, doc, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], float(value))
+    return family
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus writes it."""
+    return "+Inf" if math.isinf(bound) else repr(bound)
+
+
+def _number(value: object) -> float | None:
+    """A number read from another component's state, or None when it is not one."""
+    if isinstance(value, bool | int | float):
+        return float(value)
+    return None
+
+
+def _numbers(value: object) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        return {}
+    items: Iterable[tuple[object, object]] = value.items()
+    return {str(k): n for k, v in items if (n := _number(v)) is not None}

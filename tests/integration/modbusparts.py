@@ -1,0 +1,68 @@
+"""Real parts for the Modbus integration tests: socat serial pairs and the emulator process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from gridedge.bench_modbus import emulator_subprocess
+
+__all__ = ["emulator_subprocess", "require", "serial_pair", "until"]
+
+_PTY = re.compile(r"PTY is (\S+)")
+
+
+def require(tool: str) -> str:
+    """The path of ``tool``; fails (never skips) when it is not installed."""
+    path = shutil.which(tool)
+    assert path, f"{tool} is not installed (scripts/test installs it with apt-get)"
+    return path
+
+
+@contextmanager
+def serial_pair(timeout_s: float = 10.0) -> Iterator[tuple[str, str]]:
+    """Two connected pseudo-terminals from ``socat``: bytes written to one arrive at the other."""
+    proc = subprocess.Popen(
+        [require("socat"), "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        ptys: list[str] = []
+        seen = b""
+        deadline = time.monotonic() + timeout_s
+        while len(ptys) < 2 and (left := deadline - time.monotonic()) > 0:
+            if not select.select([proc.stderr], [], [], left)[0]:
+                break
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+            ptys = _PTY.findall(seen.decode(errors="replace"))
+        assert len(ptys) >= 2, f"socat gave no pty pair within {timeout_s} s: {seen!r}"
+        yield ptys[0], ptys[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+async def until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` until it holds, or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,139 @@
+"""Reconnect backoff and drain rate limit, and the acknowledged-prefix window (all pure)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gridedge.forward.backoff import Backoff, RateLimit
+from gridedge.forward.window import AckWindow
+
+
+@given(
+    min_s=st.floats(0.01, 10),
+    factor=st.floats(1, 1000),
+    failures=st.integers(0, 200),
+    seed=st.integers(0, 2**32),
+)
+def test_backoff_delays_stay_between_half_the_nominal_delay_and_the_cap(
+    min_s: float, factor: float, failures: int, seed: int
+) -> None:
+    """Every delay lies in [d/2, d] with d = min(max, min * 2**n), never above the cap."""
+    backoff = Backoff(min_s, min_s * factor, random.Random(seed))
+    for n in range(failures + 1):
+        nominal = min(backoff.max_s, min_s * 2.0 ** min(n, 64))
+        delay = backoff.next_delay()
+        assert nominal / 2 <= delay <= nominal
+        assert delay <= backoff.max_s
+
+
+def test_backoff_doubles_until_the_cap_and_starts_over_after_reset() -> None:
+    """Nominal delays go 1, 2, 4, 8, 8 with a cap of 8, and back to 1 after a reset."""
+    backoff = Backoff(1.0, 8.0, random.Random(1))
+    nominal = []
+    for _ in range(5):
+        nominal.append(backoff.nominal())
+        backoff.next_delay()
+    assert nominal == [1.0, 2.0, 4.0, 8.0, 8.0]
+    backoff.reset()
+    assert backoff.nominal() == 1.0
+
+
+def test_backoff_jitter_spreads_gateways_that_failed_together() -> None:
+    """Two gateways with different random sources do not retry in lockstep."""
+    a, b = Backoff(1.0, 60.0, random.Random(1)), Backoff(1.0, 60.0, random.Random(2))
+    assert [a.next_delay() for _ in range(5)] != [b.next_delay() for _ in range(5)]
+
+
+def test_backoff_refuses_a_cap_below_its_start() -> None:
+    """min_s must be positive and no larger than max_s."""
+    with pytest.raises(ValueError, match="min_s"):
+        Backoff(2.0, 1.0)
+
+
+@given(
+    rate=st.floats(1, 10_000),
+    takes=st.lists(st.integers(1, 500), min_size=1, max_size=50),
+)
+def test_rate_limit_lets_through_no_more_than_rate_times_time_plus_one_burst(
+    rate: float, takes: list[int]
+) -> None:
+    """Taking whenever allowed, the units taken by time t stay within rate * t + burst + last."""
+    limit = RateLimit(rate, now=0.0)
+    now, taken = 0.0, 0
+    for units in takes:
+        now += limit.delay(now)
+        limit.take(units, now)
+        taken += units
+        assert taken <= rate * now + rate + units + 1e-6 * taken
+
+
+def test_rate_limit_of_zero_never_waits() -> None:
+    """drain_rate = 0 means no limit."""
+    limit = RateLimit(0.0, now=0.0)
+    limit.take(10**9, 0.0)
+    assert limit.delay(0.0) == 0.0
+
+
+def test_rate_limit_waits_off_its_debt() -> None:
+    """After taking two seconds' worth at once, the next take waits one second."""
+    limit = RateLimit(100.0, now=0.0)
+    limit.take(200, 0.0)
+    assert limit.delay(0.0) == pytest.approx(1.0)
+    assert limit.delay(1.0) == 0.0
+
+
+@st.composite
+def chunks_and_acks(draw: st.DrawFn) -> tuple[list[tuple[int, set[int]]], list[int]]:
+    """Chunks (through seq, message ids) in read order and an arbitrary order of acks."""
+    count = draw(st.integers(1, 12))
+    throughs = sorted(draw(st.sets(st.integers(1, 1000), min_size=count, max_size=count)))
+    message_ids = iter(range(10_000))
+    chunks = [
+        (through, {next(message_ids) for _ in range(draw(st.integers(0, 4)))})
+        for through in throughs
+    ]
+    acks = draw(st.permutations(sorted({m for _, ms in chunks for m in ms})))
+    return chunks, list(acks)
+
+
+@given(case=chunks_and_acks())
+def test_cursor_moves_only_over_chunks_whose_messages_are_all_acknowledged(
+    case: tuple[list[tuple[int, set[int]]], list[int]],
+) -> None:
+    """Whatever the ack order, the cursor is the end of the longest fully acknowledged prefix."""
+    chunks, acks = case
+    window = AckWindow(cursor=0)
+    for through, messages in chunks:
+        window.add(through, messages)
+    acked: set[int] = set()
+    for message in [None, *acks]:
+        if message is not None:
+            window.ack(message)
+            acked.add(message)
+        expected = 0
+        for through, messages in chunks:
+            if not messages <= acked:
+                break
+            expected = through
+        assert window.cursor == expected
+    assert window.chunks == 0
+
+
+def test_a_chunk_also_waits_for_the_urgent_message_that_carried_one_of_its_envelopes() -> None:
+    """An alert sent ahead is one more message its chunk waits for."""
+    window = AckWindow(cursor=10)
+    assert not window.add(20, {7, 1})  # 7: the alert's message, published earlier
+    assert not window.ack(1)
+    assert window.ack(7)
+    assert window.cursor == 20
+
+
+def test_a_chunk_must_follow_the_previous_one() -> None:
+    """Chunks are added in seq order, after the cursor."""
+    window = AckWindow(cursor=10)
+    with pytest.raises(ValueError, match="does not follow"):
+        window.add(10, set())

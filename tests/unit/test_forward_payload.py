@@ -1,0 +1,191 @@
+"""Topics and payloads: valid JSON always, every envelope once, timestamps as measured."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridedge.forward.payload import Identity, entry_json, pack, rfc3339, to_json, unpack
+from gridedge.model import Envelope, Kind
+
+ID = Identity("gridedge", "site-1", "gw-1")
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def _strict_loads(text: str | bytes) -> Any:
+    """json.loads that refuses NaN and Infinity, as strict consumers do."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _parse_ts(text: str) -> float:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).timestamp()
+
+
+def _sample(seq: int, device: str = "m1", values: dict[str, float] | None = None) -> Envelope:
+    return Envelope(
+        kind=Kind.SAMPLE,
+        device=device,
+        ts=1_767_600_000.25 + seq,
+        body={"values": values or {"voltage_l1": 230.0 + seq}, "quality": "good"},
+        seq=seq,
+    )
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+any_float = st.floats(width=64)
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), any_float, st.text())
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+devices = st.sampled_from(["m1", "m2", "mains", "flat-3"])
+
+
+@st.composite
+def envelope_runs(draw: st.DrawFn) -> list[Envelope]:
+    """Committed envelopes of a few devices and kinds, in seq order."""
+    count = draw(st.integers(1, 25))
+    seqs = sorted(draw(st.sets(st.integers(1, 10_000), min_size=count, max_size=count)))
+    return [
+        Envelope(
+            kind=draw(st.sampled_from(Kind)),
+            device=draw(devices),
+            ts=draw(st.floats(0, MAX_TS)),
+            body=draw(st.dictionaries(st.text(max_size=8), json_value, max_size=4)),
+            seq=seq,
+        )
+        for seq in seqs
+    ]
+
+
+def test_topics_follow_prefix_site_gateway_device_kind() -> None:
+    """Envelope topics are prefix/site/gateway/device/kind; status is prefix/site/gateway/status."""
+    assert ID.topic("mains", "sample") == "gridedge/site-1/gw-1/mains/sample"
+    assert ID.status_topic == "gridedge/site-1/gw-1/status"
+
+
+@given(ts=st.floats(0, MAX_TS))
+def test_rfc3339_keeps_the_timestamp_to_the_microsecond(ts: float) -> None:
+    """A timestamp formats as UTC RFC 3339 with microseconds and parses back within 1 µs."""
+    text = rfc3339(ts)
+    assert text is not None
+    assert RFC3339.match(text)
+    assert abs(_parse_ts(text) - ts) <= 1e-6 + abs(ts) * 1e-15
+
+
+@pytest.mark.parametrize("ts", [math.nan, math.inf, -math.inf, 1e20, -1e20])
+def test_rfc3339_is_none_for_times_it_cannot_write(ts: float) -> None:
+    """NaN, infinities and years beyond 1-9999 have no RFC 3339 form: None, not an exception."""
+    assert rfc3339(ts) is None
+
+
+@given(value=json_value)
+def test_to_json_is_always_strict_json_with_nan_as_null(value: object) -> None:
+    """Any value encodes to strict JSON; non-finite floats become null, finite ones stay."""
+    decoded = _strict_loads(to_json(value))
+    expected = json.loads(json.dumps(value), parse_constant=lambda _: None)
+    assert decoded == expected
+
+
+def test_nan_channel_values_are_sent_as_null() -> None:
+    """A NaN reading is null in the payload, its neighbours unchanged."""
+    sample = _sample(7, values={"voltage_l1": math.nan, "frequency": 50.0})
+    (message,) = pack([sample], ID, 4096)
+    (entry,) = unpack(message.payload)
+    assert entry["values"] == {"voltage_l1": None, "frequency": 50.0}
+
+
+def test_a_single_envelope_is_a_flat_object_with_gateway_seq_and_ts() -> None:
+    """One envelope is one flat object: gateway, seq, ts, device, kind and the body's fields."""
+    (message,) = pack([_sample(42)], ID, 4096)
+    obj = _strict_loads(message.payload)
+    assert obj == {
+        "gateway": "gw-1",
+        "seq": 42,
+        "ts": "2026-01-05T08:00:42.250000Z",
+        "device": "m1",
+        "kind": "sample",
+        "values": {"voltage_l1": 272.0},
+        "quality": "good",
+    }
+    assert message.topic == "gridedge/site-1/gw-1/m1/sample"
+    assert message.seqs == (42,)
+
+
+def test_body_fields_named_like_envelope_fields_are_renamed_not_lost() -> None:
+    """A body key "seq" or "gateway" is kept as body_seq/body_gateway; the envelope's win."""
+    envelope = Envelope(Kind.STATUS, "m1", 1.0, body={"seq": "x", "gateway": "y"}, seq=5)
+    obj = json.loads(entry_json(envelope))
+    assert (obj["seq"], obj["body_seq"], obj["body_gateway"]) == (5, "x", "y")
+
+
+def test_an_uncommitted_envelope_cannot_be_packed() -> None:
+    """Only envelopes with a seq (committed to the outbox) can be forwarded."""
+    with pytest.raises(ValueError, match="seq"):
+        entry_json(Envelope(Kind.SAMPLE, "m1", 1.0))
+
+
+@settings(max_examples=50)  # each example is a run of up to 25 envelopes
+@given(envelopes=envelope_runs(), max_bytes=st.integers(256, 4096))
+def test_packing_carries_every_envelope_once_in_order_within_the_size(
+    envelopes: list[Envelope], max_bytes: int
+) -> None:
+    """Messages hold one device and kind, in seq order, each under max_bytes unless alone."""
+    messages = pack(envelopes, ID, max_bytes)
+    seen: list[int] = []
+    for message in messages:
+        entries = unpack(message.payload)
+        _strict_loads(message.payload)
+        assert [e["seq"] for e in entries] == list(message.seqs)
+        assert list(message.seqs) == sorted(message.seqs)
+        assert len({(e["device"], e["kind"]) for e in entries}) == 1
+        assert message.topic == ID.topic(entries[0]["device"], entries[0]["kind"])
+        assert all(e["gateway"] == "gw-1" for e in entries)
+        assert len(message.payload) <= max_bytes or len(entries) == 1
+        seen.extend(message.seqs)
+    assert sorted(seen) == [e.seq for e in envelopes]
+
+
+@settings(max_examples=50)
+@given(envelopes=envelope_runs())
+def test_unpacked_entries_carry_the_stored_fields(envelopes: list[Envelope]) -> None:
+    """seq, ts, device, kind and each body field survive packing (NaN as null)."""
+    by_seq = {e.seq: e for e in envelopes}
+    for message in pack(envelopes, ID, 2048):
+        for entry in unpack(message.payload):
+            original = by_seq[entry["seq"]]
+            assert entry["device"] == original.device
+            assert entry["kind"] == original.kind.value
+            assert entry["ts"] == rfc3339(original.ts)
+            body_keys = {k for k in entry if k not in ("gateway", "seq", "ts", "device", "kind")}
+            assert len(body_keys) == len(original.body)
+
+
+def test_several_samples_of_a_device_share_one_batch_message() -> None:
+    """Samples of one device become one batch {"gateway", "envelopes": [...]} message."""
+    messages = pack([_sample(1), _sample(2, "m2"), _sample(3), _sample(4)], ID, 4096)
+    assert [m.seqs for m in messages] == [(1, 3, 4), (2,)]
+    batch = _strict_loads(messages[0].payload)
+    assert batch["gateway"] == "gw-1"
+    assert [e["seq"] for e in batch["envelopes"]] == [1, 3, 4]
+
+
+def test_unpack_refuses_what_is_not_an_envelope_message() -> None:
+    """A payload without a gateway is not a gridedge message."""
+    with pytest.raises(ValueError, match="not a gridedge"):
+        unpack(b'{"seq": 1}')
