@@ -56,8 +56,12 @@ def run_bench(
     return result
 
 
-def _pipeline_config(folder: Path, driver: str) -> Config:
-    doc = {
+def simulated_load_config(
+    folder: Path, *, meters: int, interval_s: float, **sections: object
+) -> Config:
+    """A config for bench runs: ``meters`` simulated SDM630s every ``interval_s``, an outbox
+    in ``folder``, HTTP and analytics off; ``sections`` adds or replaces top-level tables."""
+    doc: dict[str, object] = {
         "gateway": {"id": "bench", "site": "bench"},
         "outbox": {"path": "outbox.sqlite3", "max_bytes": 4 * 1024**3},
         "http": {"enabled": False},
@@ -65,12 +69,13 @@ def _pipeline_config(folder: Path, driver: str) -> Config:
         "meters": [
             {
                 "id": "sim",
-                "driver": driver,
-                "count": PIPELINE_METERS,
-                "interval_s": PIPELINE_INTERVAL_S,
+                "driver": "eastron-sdm630",
+                "count": meters,
+                "interval_s": interval_s,
                 "link": {"type": "simulated", "seed": 1},
             }
         ],
+        **sections,
     }
     return parse_config(doc, source="<bench>", base_dir=folder)
 
@@ -81,7 +86,9 @@ def bench_pipeline(seconds: float) -> dict[str, Any]:
     from gridedge.outbox import read_stats
 
     with tempfile.TemporaryDirectory(prefix="gridedge-bench-") as tmp:
-        config = _pipeline_config(Path(tmp), "eastron-sdm630")
+        config = simulated_load_config(
+            Path(tmp), meters=PIPELINE_METERS, interval_s=PIPELINE_INTERVAL_S
+        )
         runtime = daemon.Runtime()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         asyncio.run(

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gridedge.config import OutboxConfig, parse_config
+from gridedge.bench import simulated_load_config
+from gridedge.config import OutboxConfig
 from gridedge.log import LogFormat, LogLevel, configure
 from gridedge.model import Envelope, Sample
 
@@ -84,23 +85,12 @@ def bench_forward(seconds: float) -> dict[str, Any]:
             pid,
         ),
     ):
-        doc = {
-            "gateway": {"id": "bench", "site": "bench"},
-            "outbox": {"path": "outbox.sqlite3", "max_bytes": 4 * 1024**3},
-            "http": {"enabled": False},
-            "analytics": {"enabled": False},
-            "meters": [
-                {
-                    "id": "sim",
-                    "driver": "eastron-sdm630",
-                    "count": FORWARD_METERS,
-                    "interval_s": FORWARD_INTERVAL_S,
-                    "link": {"type": "simulated", "seed": 1},
-                }
-            ],
-            "upstreams": [{**_UPSTREAM, "port": port}],
-        }
-        config = parse_config(doc, source="<bench>", base_dir=Path(tmp))
+        config = simulated_load_config(
+            Path(tmp),
+            meters=FORWARD_METERS,
+            interval_s=FORWARD_INTERVAL_S,
+            upstreams=[{**_UPSTREAM, "port": port}],
+        )
         runtime = daemon.Runtime()
         broker0 = _cpu_s(pid)
         cpu0, wall0 = time.process_time(), time.perf_counter()

@@ -13,7 +13,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridedge.config import Config
 from gridedge.forward.forwarder import start_forwarders
@@ -28,6 +28,9 @@ from gridedge.outbox import Outbox, open_outbox
 from gridedge.poll import MeterState, SampleSink, Schedule, phase_for, poll_forever
 from gridedge.systemd import Notifier
 from gridedge.watchdog import supervise_forever
+
+if TYPE_CHECKING:
+    from gridedge.analytics.stage import AnalyticsSink
 
 _log = get_logger("daemon")
 
@@ -82,10 +85,11 @@ async def run(
         )
         runtime.outbox = outbox
         sink: SampleSink = OutboxSink(outbox)
+        analytics: AnalyticsSink | None = None
         if config.analytics.enabled:
             from gridedge.analytics.stage import analytics_sink
 
-            sink = runtime.analytics = analytics_sink(sink, config)
+            sink = analytics = runtime.analytics = analytics_sink(sink, config)
         links = await open_links(config, stack)
         await stack.enter_async_context(serve_http(config.http, runtime, Metrics(runtime)))
         async with asyncio.TaskGroup() as tg:
@@ -105,6 +109,10 @@ async def run(
             supervisor.cancel()
             for task in tasks:
                 task.cancel()
+        if analytics is not None:
+            # Polling has stopped: partial aggregate windows go in before the outbox closes.
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await analytics.flush()
     _log.info("daemon.stopped")
 
 

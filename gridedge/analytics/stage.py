@@ -95,6 +95,12 @@ class AnalyticsSink:
         """Analyse, then store the sample and whatever the analytics produced in one call."""
         await self._inner.put(self.process(envelopes))
 
+    async def flush(self) -> None:
+        """Store the aggregates of every open window; called once polling has stopped."""
+        envelopes = self.analytics.flush()
+        if envelopes:
+            await self._inner.put(envelopes)
+
 
 def analytics_sink(inner: SampleSink, config: Config) -> AnalyticsSink:
     """The daemon's analytics stage for ``config``, in front of ``inner``."""
