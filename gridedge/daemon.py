@@ -9,7 +9,6 @@ one ``TaskGroup``. An unexpected exception in any activity ends ``run`` with tha
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from gridedge.metrics import Metrics
 from gridedge.model import Envelope
 from gridedge.outbox import Outbox, open_outbox
 from gridedge.poll import MeterState, SampleSink, Schedule, phase_for, poll_forever
+from gridedge.signals import signal_trigger
 from gridedge.systemd import Notifier
 from gridedge.watchdog import supervise_forever
 
@@ -79,7 +79,7 @@ async def run(
     async with AsyncExitStack() as stack:
         stack.callback(notifier.close)
         if shutdown_trigger is None:
-            shutdown_trigger = _signal_trigger(stack)
+            shutdown_trigger = signal_trigger(stack)
         outbox = await stack.enter_async_context(
             open_outbox(config.outbox, upstreams=enabled_names(config.upstreams))
         )
@@ -136,13 +136,3 @@ def _start_polling(
         coro = poll_forever(links[meter.id], schedule, sink, state, channels=channels)
         tasks.append(tg.create_task(coro, name=f"poll:{meter.id}"))
     return tasks
-
-
-def _signal_trigger(stack: AsyncExitStack) -> Callable[[], Awaitable[object]]:
-    """A trigger that returns on the first SIGTERM or SIGINT."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-        stack.callback(loop.remove_signal_handler, sig)
-    return stop.wait

@@ -18,8 +18,6 @@ Modbus library.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
@@ -32,6 +30,7 @@ from gridedge.links.modbus import serve_modbus
 from gridedge.links.simulated import log_fault
 from gridedge.log import get_logger
 from gridedge.registers import encode, encode_channel
+from gridedge.signals import signal_trigger
 from gridedge.simulator.faults import FaultPlan
 from gridedge.simulator.physics import MeterSimulator, SimulationParams
 
@@ -217,7 +216,7 @@ async def run_emulator(
     emulator = Emulator(settings)
     async with AsyncExitStack() as stack:
         if shutdown_trigger is None:
-            shutdown_trigger = _signal_trigger(stack)
+            shutdown_trigger = signal_trigger(stack)
         where = await stack.enter_async_context(serve_modbus(emulator.read, endpoint))
         _log.info(
             "emulator.listening",
@@ -228,12 +227,3 @@ async def run_emulator(
         )
         await shutdown_trigger()
     _log.info("emulator.stopped")
-
-
-def _signal_trigger(stack: AsyncExitStack) -> Callable[[], Awaitable[object]]:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-        stack.callback(loop.remove_signal_handler, sig)
-    return stop.wait
