@@ -24,6 +24,7 @@ import trustme
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gridedge.forward.payload import unpack
+from tests.integration.processes import free_port
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "mosquitto")
 BROKER_INFLIGHT = 10
@@ -37,13 +38,6 @@ def mosquitto_binary() -> str:
         if found:
             return found
     pytest.fail("mosquitto is not installed (scripts/test installs the Debian package)")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

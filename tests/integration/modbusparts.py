@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from gridedge.bench_modbus import emulator_subprocess
+from tests.integration.processes import stop_process
 
 __all__ = ["emulator_subprocess", "require", "serial_pair", "until"]
 
@@ -49,14 +50,7 @@ def serial_pair(timeout_s: float = 10.0) -> Iterator[tuple[str, str]]:
         assert len(ptys) >= 2, f"socat gave no pty pair within {timeout_s} s: {seen!r}"
         yield ptys[0], ptys[1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop_process(proc)
 
 
 async def until(condition: Callable[[], object], timeout_s: float, what: str) -> None:

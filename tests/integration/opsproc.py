@@ -20,6 +20,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from tests.integration.processes import free_port, stop_process
+
 
 def require(tool: str) -> str:
     """The path of a command the test needs; a missing one fails the test (never skips).
@@ -88,13 +90,6 @@ def health(base: str) -> tuple[int, dict[str, Any]]:
     """Status and parsed report of ``/health``."""
     status, body = get(base + "/health")
     return status, json.loads(body) if body else {}
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (for servers that need a fixed one)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class NotifySocket:
@@ -183,14 +178,7 @@ def running_prometheus(folder: Path, target: str) -> Iterator[str]:
             time.sleep(0.1)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop_process(proc)
 
 
 def prometheus_value(base: str, query: str) -> float | None:

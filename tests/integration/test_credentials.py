@@ -17,7 +17,8 @@ import pytest
 
 from tests.integration.broker import mosquitto_binary
 from tests.integration.daemonproc import running_daemon, wait_for
-from tests.integration.opsproc import LogTail, free_port, get, health, require
+from tests.integration.opsproc import LogTail, get, health, require
+from tests.integration.processes import free_port
 
 pytestmark = pytest.mark.integration
 
