@@ -53,9 +53,8 @@ def rtu_frame_gap_s(baudrate: int) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class ModbusTcpLinkConfig:
-    """A meter reached over Modbus TCP; every meter on the same ``host:port`` shares one
-    connection."""
+class _TcpEndpointLink:
+    """What the two TCP-carried link types share; each subclass says how frames are made."""
 
     host: str
     port: int = 502
@@ -63,7 +62,6 @@ class ModbusTcpLinkConfig:
     timeout_s: float = 1.0
     retries: int = 1
     frame_gap_s: float = 0.0
-    type: LinkType = field(default=LinkType.MODBUS_TCP, metadata={"first": True})
 
     @property
     def bus(self) -> str:
@@ -72,21 +70,18 @@ class ModbusTcpLinkConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class RtuOverTcpLinkConfig:
+class ModbusTcpLinkConfig(_TcpEndpointLink):
+    """A meter reached over Modbus TCP; every meter on the same ``host:port`` shares one
+    connection."""
+
+    type: LinkType = field(default=LinkType.MODBUS_TCP, metadata={"first": True})
+
+
+@dataclass(frozen=True, slots=True)
+class RtuOverTcpLinkConfig(_TcpEndpointLink):
     """A meter on an RS-485 bus behind a transparent serial server: RTU frames over TCP."""
 
-    host: str
-    port: int = 502
-    unit_id: int = 1
-    timeout_s: float = 1.0
-    retries: int = 1
-    frame_gap_s: float = 0.0
     type: LinkType = field(default=LinkType.RTU_OVER_TCP, metadata={"first": True})
-
-    @property
-    def bus(self) -> str:
-        """The identity of the physical bus this meter is on."""
-        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
