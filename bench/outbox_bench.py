@@ -20,7 +20,7 @@ import structlog
 
 from gridedge.config import OutboxConfig, Synchronous
 from gridedge.model import Envelope, Sample
-from gridedge.outbox import Outbox, open_outbox, read_stats
+from gridedge.outbox.store import Outbox, open_outbox, read_stats
 
 
 async def produce(outbox: Outbox, producer: int, calls: int, batch: int, values: int) -> None:

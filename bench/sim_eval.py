@@ -32,7 +32,7 @@ GRACE_S = 300.0
 
 
 def _simulate(out: Path, kind: str, args: argparse.Namespace) -> list[Path]:
-    from gridedge.cli import main as gridedge
+    from gridedge.cli.main import main as gridedge
 
     argv = ["simulate", "-o", str(out), "--driver", DRIVER, "--faults", kind, "--start", START]
     argv += ["--meters", str(args.meters), "--days", str(args.days)]

@@ -1,5 +1,5 @@
 """Allow ``python -m gridedge``."""
 
-from gridedge.cli import main
+from gridedge.cli.main import main
 
 raise SystemExit(main())

@@ -11,54 +11,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+from gridedge.analytics.stage import AnalyticsSink, driver_limits
 from gridedge.config import Config
 from gridedge.forward.forwarder import start_forwarders
 from gridedge.forward.settings import enabled_names
-from gridedge.http import serve_http
 from gridedge.links import Link
 from gridedge.links.factory import open_links
 from gridedge.log import get_logger
-from gridedge.metrics import Metrics
-from gridedge.model import Envelope
-from gridedge.outbox import Outbox, open_outbox
-from gridedge.poll import MeterState, SampleSink, Schedule, phase_for, poll_forever
+from gridedge.model import Sink
+from gridedge.ops.http import serve_http
+from gridedge.ops.metrics import Metrics
+from gridedge.ops.runtime import Runtime
+from gridedge.ops.systemd import Notifier
+from gridedge.ops.watchdog import supervise_forever
+from gridedge.outbox.sink import OutboxSink
+from gridedge.outbox.store import open_outbox
+from gridedge.poll import MeterState, Schedule, phase_for, poll_forever
 from gridedge.signals import signal_trigger
-from gridedge.systemd import Notifier
-from gridedge.watchdog import supervise_forever
 
-if TYPE_CHECKING:
-    from gridedge.analytics.stage import AnalyticsSink
+__all__ = ["STOP_TIMEOUT_S", "Runtime", "run"]
 
 _log = get_logger("daemon")
 
 STOP_TIMEOUT_S = 5.0
 """Upper bound on a graceful stop once shutdown is requested."""
-
-
-@dataclass
-class Runtime:
-    """Live state of a running gateway, shared with whatever reports on it (status lines,
-    metrics, health). Each component registers its own state object here."""
-
-    meters: dict[str, MeterState] = field(default_factory=dict)
-    outbox: Outbox | None = None
-    # Forwarder state per upstream name, filled when forwarding is configured.
-    upstreams: dict[str, Any] = field(default_factory=dict)
-    # The analytics stage's state, when analytics run.
-    analytics: Any = None
-
-
-class OutboxSink:
-    """The poll loops' sink: every envelope goes into the outbox first."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
-
-    async def put(self, envelopes: list[Envelope]) -> None:
-        await self._outbox.append(envelopes)
 
 
 async def run(
@@ -84,17 +61,25 @@ async def run(
             open_outbox(config.outbox, upstreams=enabled_names(config.upstreams))
         )
         runtime.outbox = outbox
-        sink: SampleSink = OutboxSink(outbox)
+        sink: Sink = OutboxSink(outbox)
         analytics: AnalyticsSink | None = None
         if config.analytics.enabled:
-            from gridedge.analytics.stage import analytics_sink
-
-            sink = analytics = runtime.analytics = analytics_sink(sink, config)
-        links = await open_links(config, stack)
+            meters = [(m.id, config.drivers[m.driver]) for m in config.meters]
+            sink = analytics = AnalyticsSink(sink, config.analytics, driver_limits(meters))
+            runtime.analytics = analytics.stats
+        links = await open_links(config.meters, config.drivers, stack)
         await stack.enter_async_context(serve_http(config.http, runtime, Metrics(runtime)))
         async with asyncio.TaskGroup() as tg:
             tasks = _start_polling(tg, config, links, sink, runtime.meters)
-            tasks = [*tasks, *start_forwarders(tg, config, outbox, runtime.upstreams)]
+            forwarders = start_forwarders(
+                tg,
+                config.upstreams,
+                site=config.gateway.site,
+                gateway=config.gateway.id,
+                outbox=outbox,
+                states=runtime.upstreams,
+            )
+            tasks = [*tasks, *forwarders]
             supervisor = tg.create_task(supervise_forever(notifier, runtime), name="watchdog")
             _log.info(
                 "daemon.started",
@@ -120,7 +105,7 @@ def _start_polling(
     tg: asyncio.TaskGroup,
     config: Config,
     links: dict[str, Link],
-    sink: SampleSink,
+    sink: Sink,
     states: dict[str, MeterState],
 ) -> Sequence[asyncio.Task[None]]:
     tasks = []

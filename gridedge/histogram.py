@@ -1,7 +1,8 @@
 """A tiny bucketed histogram: the poll loop records read durations here, metrics read them.
 
 Pure and cheap (a bisect and three additions per observation), so the hot path never touches
-the metrics library; :mod:`gridedge.metrics` turns it into a Prometheus histogram at scrape time.
+the metrics library; :mod:`gridedge.ops.metrics` turns it into a Prometheus histogram at
+scrape time.
 """
 
 from __future__ import annotations

@@ -14,21 +14,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from gridedge.errors import LinkError
 from gridedge.histogram import Histogram
 from gridedge.links import Link
 from gridedge.log import FailureStreak, get_logger
-from gridedge.model import Envelope, Kind, Quality, Sample
+from gridedge.model import MeterStatus, Quality, Record, Sample, Sink
 
 _log = get_logger("poll")
-
-
-class SampleSink(Protocol):
-    """Where the poll loop hands its output; returns once the envelopes are stored."""
-
-    async def put(self, envelopes: list[Envelope]) -> None: ...
 
 
 @dataclass
@@ -85,7 +78,7 @@ def phase_for(device: str, interval_s: float) -> float:
 async def poll_forever(
     link: Link,
     schedule: Schedule,
-    sink: SampleSink,
+    sink: Sink,
     state: MeterState,
     *,
     channels: int,
@@ -96,7 +89,7 @@ async def poll_forever(
     Args:
         link: the meter.
         schedule: interval, phase and backoff.
-        sink: stores samples and status envelopes.
+        sink: stores samples and status changes.
         state: updated in place after every attempt.
         channels: how many channels a complete sample has (fewer makes it partial).
         wallclock: source of sample timestamps (UTC epoch seconds).
@@ -137,20 +130,20 @@ def _next_tick(tick: int, schedule: Schedule, state: MeterState, *, elapsed_s: f
 async def _succeeded(
     values: dict[str, float],
     ts: float,
-    sink: SampleSink,
+    sink: Sink,
     state: MeterState,
     streak: FailureStreak,
     channels: int,
 ) -> None:
     quality = Quality.GOOD if len(values) >= channels else Quality.PARTIAL
-    envelopes = [Envelope.of_sample(Sample(state.device, ts, values, quality))]
+    records: list[Record] = [Sample(state.device, ts, values, quality)]
     if not state.online:
         state.online = True
-        envelopes.append(_status(state.device, ts, online=True, error=None))
+        records.append(MeterStatus(state.device, ts, online=True))
         _log.info("meter.online", device=state.device)
     streak.succeeded()
     state.consecutive_failures = 0
-    await sink.put(envelopes)
+    await sink.put(records)
     state.samples += 1
     state.values += len(values)
     state.last_success_ts = ts
@@ -160,7 +153,7 @@ async def _failed(
     exc: LinkError,
     ts: float,
     schedule: Schedule,
-    sink: SampleSink,
+    sink: Sink,
     state: MeterState,
     streak: FailureStreak,
 ) -> None:
@@ -170,11 +163,4 @@ async def _failed(
     if state.online and state.consecutive_failures >= schedule.offline_after:
         state.online = False
         _log.warning("meter.offline", device=state.device, failures=state.consecutive_failures)
-        await sink.put([_status(state.device, ts, online=False, error=exc.kind)])
-
-
-def _status(device: str, ts: float, *, online: bool, error: str | None) -> Envelope:
-    body: dict[str, object] = {"state": "online" if online else "offline"}
-    if error is not None:
-        body["error"] = error
-    return Envelope(kind=Kind.STATUS, device=device, ts=ts, body=body)
+        await sink.put([MeterStatus(state.device, ts, online=False, error=exc.kind)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
@@ -18,6 +19,10 @@ from typing import Any, TypeVar
 from gridedge.errors import ConfigError
 
 E = TypeVar("E", bound=StrEnum)
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Gateway, site and meter ids: they become MQTT topic levels."""
+ID_RULE = "1-64 letters, digits, '_', '.', '-' (no '/', '+', '#': ids become MQTT topic levels)"
 _MISSING: Any = object()
 
 

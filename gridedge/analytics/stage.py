@@ -1,23 +1,23 @@
 """The analytics stage of the daemon: a sink in front of the outbox sink.
 
-For every sample envelope from a poll loop, :class:`AnalyticsSink` runs the analytics and puts
-the sample together with its alert, forecast and aggregate envelopes into the outbox in the same
-``put`` call, so nothing is reported as handled before it is stored. With report-by-exception
-on, a sample envelope carries only the channels that moved beyond their deadband (and is left
-out when none did); its aggregates still cover every value.
+For every sample from a poll loop, :class:`AnalyticsSink` runs the analytics and passes the
+sample together with its alert, forecast and aggregate envelopes on in the same ``put`` call, so
+nothing is reported as handled before it is stored. With report-by-exception on, a sample
+carries only the channels that moved beyond their deadband (and is left out when none did); its
+aggregates still cover every value.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from gridedge.analytics.engine import Analytics, Limits
 from gridedge.analytics.settings import AnalyticsConfig
-from gridedge.config import Config
 from gridedge.drivers import Driver
-from gridedge.model import Envelope, Kind, Quality, Sample
-from gridedge.poll import SampleSink
+from gridedge.model import Record, Sample, Sink
 
 
 def driver_limits(meters: Sequence[tuple[str, Driver]]) -> dict[str, Limits]:
@@ -27,82 +27,70 @@ def driver_limits(meters: Sequence[tuple[str, Driver]]) -> dict[str, Limits]:
     }
 
 
-class AnalyticsSink:
-    """Runs the analytics on each sample, then hands everything to ``inner``.
+@dataclass(slots=True)
+class AnalyticsStats:
+    """What the analytics stage reports while it runs (read by metrics).
 
-    State for metrics: ``alerts_raised`` and ``alerts_active`` by severity, ``seconds_per_value``
-    (recent CPU time of the analytics per channel value); ``values`` and ``seconds`` are totals.
+    Attributes:
+        alerts_raised: alerts raised since start, by severity.
+        alerts_active: alerts active now, by severity.
+        seconds_per_value: CPU seconds per channel value (a moving average over calls).
+        values: channel values analysed since start.
+        seconds: CPU seconds spent since start.
     """
+
+    alerts_raised: Counter[str] = field(default_factory=Counter)
+    alerts_active: Counter[str] = field(default_factory=Counter)
+    seconds_per_value: float = 0.0
+    values: int = 0
+    seconds: float = 0.0
+
+
+class AnalyticsSink:
+    """Runs the analytics on each sample, then hands everything to ``inner``."""
 
     def __init__(
         self,
-        inner: SampleSink,
+        inner: Sink,
         config: AnalyticsConfig,
         limits: Mapping[str, Limits] | None = None,
     ) -> None:
         self._inner = inner
         self.analytics = Analytics(config, limits)
-        self.values = 0
-        self.seconds = 0.0
-        self._recent = 0.0
+        self.stats = AnalyticsStats(self.analytics.alerts_raised, self.analytics.alerts_active)
 
-    @property
-    def alerts_raised(self) -> Mapping[str, int]:
-        """Alerts raised since start, by severity."""
-        return self.analytics.alerts_raised
-
-    @property
-    def alerts_active(self) -> Mapping[str, int]:
-        """Alerts active now, by severity."""
-        return self.analytics.alerts_active
-
-    @property
-    def seconds_per_value(self) -> float:
-        """CPU seconds the analytics spend per channel value (a moving average over calls)."""
-        return self._recent
-
-    def process(self, envelopes: list[Envelope]) -> list[Envelope]:
-        """The envelopes to store for what a poll loop produced (synchronous part)."""
-        out: list[Envelope] = []
-        values_before = self.values
+    def process(self, records: Sequence[Record]) -> list[Record]:
+        """The records to store for what a poll loop produced (synchronous part)."""
+        out: list[Record] = []
+        stats = self.stats
+        values_before = stats.values
         t0 = time.process_time()
-        for env in envelopes:
-            if env.kind is not Kind.SAMPLE:
-                out.append(env)
+        for record in records:
+            if not isinstance(record, Sample):
+                out.append(record)
                 continue
-            values = env.body.get("values")
-            if not isinstance(values, dict):
-                out.append(env)
-                continue
-            quality = Quality(str(env.body.get("quality", Quality.GOOD.value)))
-            result = self.analytics.process(Sample(env.device, env.ts, values, quality))
-            self.values += len(values)
+            result = self.analytics.process(record)
+            stats.values += len(record.values)
             if result.report is None:
-                out.append(env)
+                out.append(record)
             elif result.report:
-                body = {"values": result.report, "quality": quality.value}
-                out.append(Envelope(kind=Kind.SAMPLE, device=env.device, ts=env.ts, body=body))
+                out.append(Sample(record.device, record.ts, result.report, record.quality))
             out.extend(result.envelopes)
         spent = time.process_time() - t0
-        self.seconds += spent
-        if values_before != self.values:
-            per_value = spent / (self.values - values_before)
+        stats.seconds += spent
+        if values_before != stats.values:
+            per_value = spent / (stats.values - values_before)
+            recent = stats.seconds_per_value
             first = values_before == 0
-            self._recent = per_value if first else self._recent + 0.01 * (per_value - self._recent)
+            stats.seconds_per_value = per_value if first else recent + 0.01 * (per_value - recent)
         return out
 
-    async def put(self, envelopes: list[Envelope]) -> None:
+    async def put(self, records: Sequence[Record]) -> None:
         """Analyse, then store the sample and whatever the analytics produced in one call."""
-        await self._inner.put(self.process(envelopes))
+        await self._inner.put(self.process(records))
 
     async def flush(self) -> None:
         """Store the aggregates of every open window; called once polling has stopped."""
         envelopes = self.analytics.flush()
         if envelopes:
             await self._inner.put(envelopes)
-
-
-def analytics_sink(inner: SampleSink, config: Config) -> AnalyticsSink:
-    """The daemon's analytics stage for ``config``, in front of ``inner``."""
-    meters = [(m.id, config.drivers[m.driver]) for m in config.meters]
-    return AnalyticsSink(inner, config.analytics, driver_limits(meters))

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from gridedge.config import Config
 from gridedge.errors import ForwardError, OutboxError
 from gridedge.forward.backoff import Backoff, RateLimit
 from gridedge.forward.payload import Identity, Message, pack
@@ -29,7 +28,7 @@ from gridedge.forward.state import UpstreamState
 from gridedge.forward.window import AckWindow
 from gridedge.log import FailureStreak, get_logger
 from gridedge.model import Envelope
-from gridedge.outbox import Outbox
+from gridedge.outbox.store import Outbox
 
 _log = get_logger("forward")
 
@@ -314,16 +313,31 @@ def _last_seq(envelopes: Sequence[Envelope]) -> int:
 
 
 def start_forwarders(
-    tg: asyncio.TaskGroup, config: Config, outbox: Outbox, states: dict[str, object]
+    tg: asyncio.TaskGroup,
+    upstreams: Sequence[UpstreamConfig],
+    *,
+    site: str,
+    gateway: str,
+    outbox: Outbox,
+    states: dict[str, UpstreamState],
 ) -> list[asyncio.Task[None]]:
-    """Start one forwarder per enabled upstream in ``tg``; their states go into ``states``."""
+    """Start one forwarder per enabled upstream in ``tg``; their states go into ``states``.
+
+    Args:
+        tg: the task group the forwarders run in.
+        upstreams: the configured upstreams (disabled ones are skipped).
+        site: the gateway's site id (a topic level).
+        gateway: the gateway's id (a topic level).
+        outbox: where the envelopes come from.
+        states: filled with each forwarder's live state, by upstream name.
+    """
     tasks = []
-    for upstream in config.upstreams:
+    for upstream in upstreams:
         if not upstream.enabled:
             continue
         state = UpstreamState(upstream.name, upstream.broker, upstream.tls)
         states[upstream.name] = state
-        identity = Identity(upstream.topic_prefix, config.gateway.site, config.gateway.id)
+        identity = Identity(upstream.topic_prefix, site, gateway)
         _log.info(
             "forward.started",
             upstream=upstream.name,

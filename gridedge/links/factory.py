@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 
-from gridedge.config import Config, MeterConfig, SimulatedLinkConfig
+from gridedge.drivers import Driver
 from gridedge.links import Link
-from gridedge.links.modbus import ModbusBus, open_modbus_bus
-from gridedge.links.modbuslink import ModbusLink
+from gridedge.links.modbus.bus import ModbusBus, open_modbus_bus
+from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.settings import MeterConfig, SimulatedLinkConfig
 from gridedge.links.simulated import SimulatedLink, log_fault
 from gridedge.simulator.physics import MeterSimulator
 
 
-async def open_links(config: Config, stack: AsyncExitStack) -> dict[str, Link]:
+async def open_links(
+    meters: Sequence[MeterConfig], drivers: Mapping[str, Driver], stack: AsyncExitStack
+) -> dict[str, Link]:
     """One link per configured meter, by meter id.
 
     Meters on the same bus (``host:port`` or serial port) share one :class:`ModbusBus`, entered
@@ -21,17 +25,17 @@ async def open_links(config: Config, stack: AsyncExitStack) -> dict[str, Link]:
     """
     buses: dict[str, ModbusBus] = {}
     links: dict[str, Link] = {}
-    for meter in config.meters:
+    for meter in meters:
         link = meter.link
         if isinstance(link, SimulatedLinkConfig):
-            links[meter.id] = _simulated(meter, link, config)
+            links[meter.id] = _simulated(meter, link, drivers[meter.driver])
             continue
         bus = buses.get(link.bus)
         if bus is None:
             bus = buses[link.bus] = await stack.enter_async_context(open_modbus_bus(link))
         links[meter.id] = ModbusLink(
             meter.id,
-            config.drivers[meter.driver],
+            drivers[meter.driver],
             bus,
             unit_id=link.unit_id,
             timeout_s=link.timeout_s,
@@ -40,7 +44,6 @@ async def open_links(config: Config, stack: AsyncExitStack) -> dict[str, Link]:
     return links
 
 
-def _simulated(meter: MeterConfig, link: SimulatedLinkConfig, config: Config) -> SimulatedLink:
-    driver = config.drivers[meter.driver]
+def _simulated(meter: MeterConfig, link: SimulatedLinkConfig, driver: Driver) -> SimulatedLink:
     sim = MeterSimulator(meter.id, driver, link.params, link.faults, link.seed, on_fault=log_fault)
     return SimulatedLink(meter.id, sim)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from gridedge.bench_modbus import emulator_subprocess
+from gridedge.bench.modbus import emulator_subprocess
 from tests.integration.processes import stop_process
 
 __all__ = ["emulator_subprocess", "require", "serial_pair", "until"]

@@ -19,7 +19,7 @@ import structlog
 
 from gridedge.config import OutboxConfig, Synchronous
 from gridedge.model import Envelope, Sample
-from gridedge.outbox import Outbox, open_outbox
+from gridedge.outbox.store import Outbox, open_outbox
 
 APPENDERS = 4
 BATCH = 20

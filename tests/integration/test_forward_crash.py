@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gridedge.outbox import read_stats
+from gridedge.outbox.store import read_stats
 from tests.integration.broker import Broker, Certs, make_certs
 from tests.integration.daemonproc import running_daemon, wait_for
 from tests.integration.forwardkit import committed_seq, stored_seqs, subscribed

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gridedge.outbox import read_stats
+from gridedge.outbox.store import read_stats
 from tests.integration.broker import BROKER_INFLIGHT, Broker, Certs, make_certs
 from tests.integration.forwardkit import (
     committed_seq,

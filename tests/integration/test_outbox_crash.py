@@ -14,7 +14,7 @@ import structlog
 
 from gridedge.config import OutboxConfig, Synchronous
 from gridedge.model import Envelope, Kind
-from gridedge.outbox import open_outbox
+from gridedge.outbox.store import open_outbox
 
 pytestmark = pytest.mark.integration
 

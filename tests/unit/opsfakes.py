@@ -7,8 +7,8 @@ from typing import cast
 
 from gridedge.daemon import Runtime
 from gridedge.errors import OutboxError
-from gridedge.outbox import Outbox
-from gridedge.outbox_schema import OutboxStats
+from gridedge.outbox.store import Outbox
+from gridedge.outbox.schema import OutboxStats
 from gridedge.poll import MeterState
 
 T0 = 1_700_000_000.0

@@ -13,7 +13,7 @@ from gridedge.analytics.detectors import DetectorParams
 from gridedge.analytics.engine import Analytics
 from gridedge.analytics.replay import DEVICE, parse_timestamp, replay_file
 from gridedge.analytics.settings import AnalyticsConfig
-from gridedge.cli import main
+from gridedge.cli.main import main
 from gridedge.model import Sample
 
 CONFIG = AnalyticsConfig(detector=DetectorParams(warmup_samples=20))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridedge.drivers import DataType, RegisterTable
-from gridedge.emulator import (
+from gridedge.links.modbus.emulator import (
     SUNSPEC_MARKER,
     Emulator,
     EmulatorSettings,
@@ -13,7 +13,7 @@ from gridedge.emulator import (
     register_spans,
 )
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError
-from gridedge.registers import decode
+from gridedge.links.modbus.codec import decode
 from gridedge.simulator.faults import FaultKind, FaultPlan, ScheduledFault
 from tests.unit.modbusfakes import builtin, sunspec_style
 

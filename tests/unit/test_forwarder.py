@@ -18,7 +18,7 @@ from gridedge.forward.payload import Identity, unpack
 from gridedge.forward.settings import UpstreamConfig
 from gridedge.forward.state import UpstreamState
 from gridedge.model import Envelope, Kind
-from gridedge.outbox import Outbox, open_outbox, read_stats
+from gridedge.outbox.store import Outbox, open_outbox, read_stats
 
 UP = UpstreamConfig(
     "up", "broker.test", 8883, window=4, max_batch_bytes=1024, reconnect_min_s=0.01,

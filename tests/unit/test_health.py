@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gridedge.daemon import Runtime
-from gridedge.health import Health, Status, assess, outbox_stats
+from gridedge.ops.health import Health, Status, assess, outbox_stats
 from tests.unit.opsfakes import T0, FakeOutbox, FakeUpstream, make_runtime, meter_state
 
 

@@ -14,9 +14,9 @@ import pytest
 from gridedge.config import parse_config
 from gridedge.daemon import Runtime
 from gridedge.errors import ConfigError
-from gridedge.http import serve_http
-from gridedge.http_config import HttpConfig
-from gridedge.metrics import Metrics
+from gridedge.ops.http import serve_http
+from gridedge.ops.settings import HttpConfig
+from gridedge.ops.metrics import Metrics
 from tests.unit.opsfakes import make_runtime, meter_state
 
 

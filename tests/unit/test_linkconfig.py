@@ -11,7 +11,7 @@ import pytest
 from gridedge.config import Config, SimulatedLinkConfig, parse_config
 from gridedge.configdump import dump_toml
 from gridedge.errors import ConfigError
-from gridedge.linkconfig import (
+from gridedge.links.modbus.settings import (
     LinkType,
     ModbusRtuLinkConfig,
     ModbusTcpLinkConfig,

@@ -8,7 +8,7 @@ from typing import Any
 
 from gridedge.config import parse_config
 from gridedge.links.factory import open_links
-from gridedge.links.modbuslink import ModbusLink
+from gridedge.links.modbus.link import ModbusLink
 from gridedge.links.simulated import SimulatedLink
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from gridedge.config import OutboxConfig
 from gridedge.daemon import Runtime
 from gridedge.histogram import Histogram
-from gridedge.metrics import Metrics
+from gridedge.ops.metrics import Metrics
 from gridedge.model import Envelope, Kind
-from gridedge.outbox import open_outbox
+from gridedge.outbox.store import open_outbox
 from tests.unit.opsfakes import (
     T0,
     FakeAnalytics,

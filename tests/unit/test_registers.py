@@ -20,7 +20,7 @@ from gridedge.drivers import (
     load_drivers,
 )
 from gridedge.errors import CodecError
-from gridedge.registers import (
+from gridedge.links.modbus.codec import (
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
     decode,

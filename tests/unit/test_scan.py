@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, RegisterTable, load_drivers
-from gridedge.emulator import Emulator, EmulatorSettings
+from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.errors import DeviceFaultError
-from gridedge.scan import DriverMatch, UnitReport, describe, probe, scan_bus
+from gridedge.links.modbus.scan import DriverMatch, UnitReport, describe, probe, scan_bus
 from tests.unit.modbusfakes import FakeBus, builtin
 
 START = 1767571200.0

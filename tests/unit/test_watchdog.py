@@ -14,8 +14,8 @@ import pytest
 from gridedge.histogram import Histogram
 from gridedge.model import Envelope
 from gridedge.poll import MeterState, Schedule, poll_forever
-from gridedge.systemd import Notifier
-from gridedge.watchdog import Progress, status_line, supervise_forever
+from gridedge.ops.systemd import Notifier
+from gridedge.ops.watchdog import Progress, status_line, supervise_forever
 from tests.unit.opsfakes import FakeOutbox, FakeUpstream, make_runtime, meter_state
 
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gridedge.drivers import Driver, RegisterTable
-from gridedge.emulator import SUNSPEC_MARKER
 from gridedge.errors import DeviceFaultError, LinkError
-from gridedge.links.modbuslink import ModbusLink, RegisterBus
+from gridedge.links.modbus.emulator import SUNSPEC_MARKER
+from gridedge.links.modbus.link import ModbusLink, RegisterBus
 
 SUNSPEC_BASES = (40000, 0, 50000)
 """Where a SunSpec map may start, in the order the SunSpec specification lists them."""

@@ -30,9 +30,9 @@ def run_bench(
 ) -> dict[str, Any]:
     """Run every section (or ``only`` one) for about ``seconds`` each; ``drain`` runs until its
     backlog (default 1,000,000 samples) is delivered."""
-    from gridedge.bench_analytics import bench_analytics
-    from gridedge.bench_forward import DRAIN_BACKLOG, bench_drain, bench_forward
-    from gridedge.bench_modbus import bench_modbus
+    from gridedge.bench.analytics import bench_analytics
+    from gridedge.bench.forward import DRAIN_BACKLOG, bench_drain, bench_forward
+    from gridedge.bench.modbus import bench_modbus
 
     backlog = drain_backlog or DRAIN_BACKLOG
 
@@ -83,7 +83,7 @@ def simulated_load_config(
 def bench_pipeline(seconds: float) -> dict[str, Any]:
     """Simulated meters -> poll loops -> outbox (analytics off)."""
     from gridedge import daemon
-    from gridedge.outbox import read_stats
+    from gridedge.outbox.store import read_stats
 
     with tempfile.TemporaryDirectory(prefix="gridedge-bench-") as tmp:
         config = simulated_load_config(

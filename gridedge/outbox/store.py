@@ -1,6 +1,6 @@
 """Durable store-and-forward queue in SQLite (WAL): the only module that talks to SQLite.
 
-Appends are group-committed by the writer of :mod:`gridedge.outbox_queue`; this module is its
+Appends are group-committed by the writer of :mod:`gridedge.outbox.queue`; this module is its
 store. Every delete removes a prefix of the queue, in the same transaction as the inserts and the
 drop counters, so no drop escapes the counts. In each transaction, envelopes every upstream has
 received go first (not a drop); then, at most once per few seconds, envelopes older than
@@ -26,13 +26,13 @@ from typing import Any
 
 import aiosqlite
 
-from gridedge import outbox_schema as sql
-from gridedge.config import OnFull, OutboxConfig
 from gridedge.errors import OutboxError
 from gridedge.log import FailureStreak, get_logger
 from gridedge.model import Envelope
-from gridedge.outbox_queue import CommitQueue, QueueLimits
-from gridedge.outbox_schema import DropReason, OutboxStats, Row, Tally
+from gridedge.outbox import schema as sql
+from gridedge.outbox.queue import CommitQueue, QueueLimits
+from gridedge.outbox.schema import DropReason, OutboxStats, Row, Tally
+from gridedge.outbox.settings import OnFull, OutboxConfig
 
 __all__ = ["DropReason", "Outbox", "OutboxStats", "open_outbox", "read_stats"]
 

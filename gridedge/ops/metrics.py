@@ -1,15 +1,10 @@
 """Prometheus metrics: the only module that imports prometheus_client.
 
 Nothing on a hot path calls into Prometheus. :class:`Metrics` owns its own registry with one
-custom collector that reads the daemon's :class:`~gridedge.daemon.Runtime` when scraped: the
-poll loops' :class:`~gridedge.poll.MeterState`, the outbox, and whatever the forwarders and the
-analytics stage registered there. Those last two are read defensively (``getattr``), so a
-missing attribute leaves its metric out instead of failing the scrape. The attributes read:
-
-- each ``Runtime.upstreams`` value: ``connected: bool``, ``published: int``, ``acked: int``,
-  ``reconnects: int``, ``last_publish_ts: float | None``;
-- ``Runtime.analytics``: ``alerts_raised: Mapping[str, int]`` and
-  ``alerts_active: Mapping[str, int]`` (by severity), ``seconds_per_value: float``.
+custom collector that reads the daemon's :class:`~gridedge.ops.runtime.Runtime` when scraped:
+the poll loops' :class:`~gridedge.poll.MeterState`, the outbox, each forwarder's
+:class:`~gridedge.forward.state.UpstreamState` and the analytics stage's
+:class:`~gridedge.analytics.stage.AnalyticsStats`, all typed.
 
 The README lists every metric.
 """
@@ -18,8 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector
 from prometheus_client import generate_latest as _generate_latest
@@ -32,12 +27,13 @@ from prometheus_client.core import (
 )
 
 from gridedge import __version__
-from gridedge.health import outbox_stats
-from gridedge.outbox_schema import DropReason, OutboxStats
+from gridedge.ops.health import outbox_stats
+from gridedge.outbox.schema import DropReason, OutboxStats
 
 if TYPE_CHECKING:
-    from gridedge.daemon import Runtime
-    from gridedge.outbox import Outbox
+    from gridedge.analytics.stage import AnalyticsStats
+    from gridedge.forward.state import UpstreamState
+    from gridedge.ops.runtime import OutboxView, Runtime
     from gridedge.poll import MeterState
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -98,16 +94,20 @@ class _RuntimeCollector:
 
 def _meter_families(meters: list[MeterState]) -> Iterator[Metric]:
     label = ["device"]
-    counters = {
-        "polls": ("gridedge_polls_total", "Read attempts per meter."),
-        "samples": ("gridedge_samples_total", "Samples stored per meter."),
-        "values": ("gridedge_channel_values_total", "Channel values stored per meter."),
-        "overruns": ("gridedge_poll_overruns_total", "Ticks skipped because a read overran."),
-    }
-    for attr, (name, doc) in counters.items():
+    counters: tuple[tuple[str, str, Callable[[MeterState], int]], ...] = (
+        ("gridedge_polls_total", "Read attempts per meter.", lambda m: m.polls),
+        ("gridedge_samples_total", "Samples stored per meter.", lambda m: m.samples),
+        ("gridedge_channel_values_total", "Channel values stored per meter.", lambda m: m.values),
+        (
+            "gridedge_poll_overruns_total",
+            "Ticks skipped because a read overran.",
+            lambda m: m.overruns,
+        ),
+    )
+    for name, doc, read in counters:
         family = CounterMetricFamily(name, doc, labels=label)
         for m in meters:
-            family.add_metric([m.device], getattr(m, attr))
+            family.add_metric([m.device], read(m))
         yield family
     errors = CounterMetricFamily(
         "gridedge_poll_errors_total", "Failed reads per meter and kind.", labels=["device", "kind"]
@@ -132,7 +132,7 @@ def _meter_families(meters: list[MeterState]) -> Iterator[Metric]:
     yield from (errors, online, last, duration)
 
 
-def _outbox_families(outbox: Outbox, stats: OutboxStats | None, now: float) -> Iterator[Metric]:
+def _outbox_families(outbox: OutboxView, stats: OutboxStats | None, now: float) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "gridedge_outbox_healthy",
         "1 while the last outbox commit succeeded.",
@@ -195,39 +195,53 @@ def _stats_families(stats: OutboxStats, now: float) -> Iterator[Metric]:
     )
 
 
-def _upstream_families(upstreams: Mapping[str, Any]) -> Iterator[Metric]:
-    fields = (
-        (GaugeMetricFamily, "connected", "gridedge_upstream_connected", "1 while connected."),
-        (
-            CounterMetricFamily,
-            "published",
-            "gridedge_upstream_publishes_total",
-            "Envelopes published (re-sends included).",
-        ),
-        (
-            CounterMetricFamily,
-            "acked",
-            "gridedge_upstream_acks_total",
-            "Envelopes the broker acknowledged.",
-        ),
-        (CounterMetricFamily, "reconnects", "gridedge_upstream_reconnects_total", "Reconnects."),
+_UpstreamField = Callable[["UpstreamState"], float | None]
+_Family = type[CounterMetricFamily] | type[GaugeMetricFamily]
+
+
+def _upstream_families(upstreams: Mapping[str, UpstreamState]) -> Iterator[Metric]:
+    fields: tuple[tuple[_Family, str, str, _UpstreamField], ...] = (
         (
             GaugeMetricFamily,
-            "last_publish_ts",
+            "gridedge_upstream_connected",
+            "1 while connected.",
+            lambda u: float(u.connected),
+        ),
+        (
+            CounterMetricFamily,
+            "gridedge_upstream_publishes_total",
+            "Envelopes published (re-sends included).",
+            lambda u: u.published,
+        ),
+        (
+            CounterMetricFamily,
+            "gridedge_upstream_acks_total",
+            "Envelopes the broker acknowledged.",
+            lambda u: u.acked,
+        ),
+        (
+            CounterMetricFamily,
+            "gridedge_upstream_reconnects_total",
+            "Reconnects.",
+            lambda u: u.reconnects,
+        ),
+        (
+            GaugeMetricFamily,
             "gridedge_upstream_last_publish_timestamp_seconds",
             "Wall-clock time of the last acknowledged publish.",
+            lambda u: u.last_publish_ts,
         ),
     )
-    for cls, attr, name, doc in fields:
+    for cls, name, doc, read in fields:
         values = {
-            str(up): value
-            for up, state in upstreams.items()
-            if (value := _number(getattr(state, attr, None))) is not None
+            upstream: value
+            for upstream, state in upstreams.items()
+            if (value := read(state)) is not None
         }
         yield _labelled(cls, name, doc, "upstream", values)
 
 
-def _analytics_families(analytics: Any) -> Iterator[Metric]:
+def _analytics_families(analytics: AnalyticsStats | None) -> Iterator[Metric]:
     if analytics is None:
         return
     yield _labelled(
@@ -235,22 +249,20 @@ def _analytics_families(analytics: Any) -> Iterator[Metric]:
         "gridedge_alerts_raised_total",
         "Alerts raised, by severity.",
         "severity",
-        _numbers(getattr(analytics, "alerts_raised", None)),
+        analytics.alerts_raised,
     )
     yield _labelled(
         GaugeMetricFamily,
         "gridedge_alerts_active",
         "Alerts currently active, by severity.",
         "severity",
-        _numbers(getattr(analytics, "alerts_active", None)),
+        analytics.alerts_active,
     )
-    per_value = _number(getattr(analytics, "seconds_per_value", None))
-    if per_value is not None:
-        yield GaugeMetricFamily(
-            "gridedge_analytics_seconds_per_value",
-            "Analytics processing time per channel value (recent average).",
-            per_value,
-        )
+    yield GaugeMetricFamily(
+        "gridedge_analytics_seconds_per_value",
+        "Analytics processing time per channel value (recent average).",
+        analytics.seconds_per_value,
+    )
 
 
 def _labelled(
@@ -269,17 +281,3 @@ def _labelled(
 def _le(bound: float) -> str:
     """A bucket bound as Prometheus writes it."""
     return "+Inf" if math.isinf(bound) else repr(bound)
-
-
-def _number(value: object) -> float | None:
-    """A number read from another component's state, or None when it is not one."""
-    if isinstance(value, bool | int | float):
-        return float(value)
-    return None
-
-
-def _numbers(value: object) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        return {}
-    items: Iterable[tuple[object, object]] = value.items()
-    return {str(k): n for k, v in items if (n := _number(v)) is not None}

@@ -14,14 +14,14 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from gridedge.health import outbox_stats
 from gridedge.log import get_logger
-from gridedge.outbox_schema import OutboxStats
+from gridedge.ops.health import outbox_stats
+from gridedge.ops.systemd import Notifier
+from gridedge.outbox.schema import OutboxStats
 from gridedge.poll import MeterState
-from gridedge.systemd import Notifier
 
 if TYPE_CHECKING:
-    from gridedge.daemon import Runtime
+    from gridedge.ops.runtime import Runtime
 
 _log = get_logger("watchdog")
 
@@ -83,9 +83,9 @@ def status_line(runtime: Runtime, stats: OutboxStats | None, stalled: int = 0) -
             parts.append(f"outbox {stats.rows} envelopes")
     if len(upstreams) == 1:
         (state,) = upstreams.values()
-        parts.append("broker up" if getattr(state, "connected", False) is True else "broker down")
+        parts.append("broker up" if state.connected else "broker down")
     elif upstreams:
-        up = sum(1 for s in upstreams.values() if getattr(s, "connected", False) is True)
+        up = sum(1 for s in upstreams.values() if s.connected)
         parts.append(f"{up}/{len(upstreams)} brokers up")
     return ", ".join(parts)
 

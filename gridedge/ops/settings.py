@@ -1,6 +1,6 @@
 """The ``[http]`` section: where the metrics and health endpoint listens.
 
-Kept apart from :mod:`gridedge.http` so that reading a config never imports the HTTP library.
+Kept apart from :mod:`gridedge.ops.http` so that reading a config never imports the HTTP library.
 """
 
 from __future__ import annotations

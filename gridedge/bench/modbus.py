@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, Driver, load_drivers
-from gridedge.linkconfig import ModbusTcpLinkConfig
-from gridedge.links.modbuslink import ModbusLink
-from gridedge.registers import plan_reads
+from gridedge.links.modbus.codec import plan_reads
+from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.settings import ModbusTcpLinkConfig
 
 BENCH_DRIVER = "eastron-sdm630"
 BENCH_UNITS = 100
@@ -122,7 +122,7 @@ async def _poll_for(links: Sequence[ModbusLink], seconds: float) -> tuple[int, f
 
 
 async def _measure(address: str, driver: Driver, seconds: float) -> dict[str, Any]:
-    from gridedge.links.modbus import bare_poll_loop, open_modbus_bus
+    from gridedge.links.modbus.bus import bare_poll_loop, open_modbus_bus
 
     host, _, port = address.rpartition(":")
     link = ModbusTcpLinkConfig(host=host, port=int(port), timeout_s=_TIMEOUT_S)

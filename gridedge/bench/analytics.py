@@ -14,9 +14,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from gridedge.model import Envelope, Sample
+from gridedge.model import Record, Sample
 
 BENCH_METERS = 10
 BENCH_DRIVER = "eastron-sdm630"
@@ -38,7 +39,7 @@ print(json.dumps({"rss_mb": peak / (1024 * 1024) if sys.platform == "darwin" els
 """
 
 
-def _readings(samples: int) -> list[Envelope]:
+def _readings(samples: int) -> list[Sample]:
     from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
     from gridedge.simulator.faults import FaultPlan
     from gridedge.simulator.physics import MeterSimulator, SimulationParams
@@ -54,7 +55,7 @@ def _readings(samples: int) -> list[Envelope]:
         for i, sim in enumerate(sims):
             values = sim.step(ts)
             if values is not None:
-                out.append(Envelope.of_sample(Sample(f"m{i}", ts, values)))
+                out.append(Sample(f"m{i}", ts, values))
     return out
 
 
@@ -88,10 +89,10 @@ def bench_analytics(seconds: float) -> dict[str, Any]:
     without, with_river = _fresh("plain"), _fresh("river")
     return {
         "meters": BENCH_METERS,
-        "values": stage.values,
-        "us_per_value": round(stage.seconds / stage.values * 1e6, 2),
-        "values_per_s": round(stage.values / wall) if wall else None,
-        "alerts_raised": dict(stage.alerts_raised),
+        "values": stage.stats.values,
+        "us_per_value": round(stage.stats.seconds / stage.stats.values * 1e6, 2),
+        "values_per_s": round(stage.stats.values / wall) if wall else None,
+        "alerts_raised": dict(stage.stats.alerts_raised),
         "rss_mb_without_river": round(without["rss_mb"], 1),
         "rss_mb_with_river": round(with_river["rss_mb"], 1),
         "import_s_without_river": round(without["import_s"], 3),
@@ -100,5 +101,5 @@ def bench_analytics(seconds: float) -> dict[str, Any]:
 
 
 class _NullSink:
-    async def put(self, envelopes: list[Envelope]) -> None:
-        del envelopes
+    async def put(self, records: Sequence[Record]) -> None:
+        del records

@@ -1,10 +1,10 @@
 """A link to one Modbus meter (one unit id) on a shared bus: plan, request, decode.
 
 Library-free: the bus that moves the frames is a :class:`RegisterBus` (the pymodbus adapter in
-:mod:`gridedge.links.modbus`, or a fake in tests). A read sends the driver's planned requests
-(:func:`~gridedge.registers.plan_reads`: fewest requests within the device's limits), gathers
-the scale factors from all responses, then decodes channel by channel, so one undecodable value
-leaves only that channel out of the sample.
+:mod:`gridedge.links.modbus.bus`, or a fake in tests). A read sends the driver's planned requests
+(:func:`~gridedge.links.modbus.codec.plan_reads`: fewest requests within the device's
+limits), gathers the scale factors from all responses, then decodes channel by channel, so one
+undecodable value leaves only that channel out of the sample.
 
 Failures: a request that gets no answer ends the read at once (the rest would time out too, and
 every timeout holds the bus from the neighbours). Retries apply only while the meter was
@@ -21,7 +21,7 @@ from typing import Protocol
 
 from gridedge.drivers import Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError, FrameError
-from gridedge.registers import ReadRequest, decode_channel, plan_reads, read_scale_factors
+from gridedge.links.modbus.codec import ReadRequest, decode_channel, plan_reads, read_scale_factors
 
 
 class RegisterBus(Protocol):

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gridedge.bench import simulated_load_config
-from gridedge.config import OutboxConfig
+from gridedge.bench.run import simulated_load_config
 from gridedge.log import LogFormat, LogLevel, configure
 from gridedge.model import Envelope, Sample
+from gridedge.outbox.settings import OutboxConfig
 
 FORWARD_METERS = 200
 FORWARD_INTERVAL_S = 0.02
@@ -137,7 +137,7 @@ def _delta(before: float | None, after: float | None) -> float | None:
 
 
 async def _build_backlog(config: OutboxConfig, samples: int) -> None:
-    from gridedge.outbox import open_outbox
+    from gridedge.outbox.store import open_outbox
 
     now = time.time() - samples / 1000  # one sample per ms, ending now: none expires
     values = {name: 230.0 + i for i, name in enumerate(_CHANNELS)}
@@ -159,7 +159,7 @@ async def _drain(config: OutboxConfig, port: int, total: int) -> tuple[float, fl
     from gridedge.forward.payload import Identity
     from gridedge.forward.settings import UpstreamConfig
     from gridedge.forward.state import UpstreamState
-    from gridedge.outbox import open_outbox
+    from gridedge.outbox.store import open_outbox
 
     upstream = UpstreamConfig(
         "bench", "127.0.0.1", port, tls=False, drain_rate=0.0, window=64, client_id="bench-drain"

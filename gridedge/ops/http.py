@@ -1,8 +1,8 @@
 """The HTTP endpoint: ``/metrics`` and ``/health``; the only module that imports aiohttp.
 
 Bound to 127.0.0.1:9108 unless ``[http]`` says otherwise. ``/metrics`` is the Prometheus text
-exposition of :class:`~gridedge.metrics.Metrics`; ``/health`` is the JSON report of
-:func:`~gridedge.health.assess`, with status 200 while the gateway does its job and 503 when it
+exposition of :class:`~gridedge.ops.metrics.Metrics`; ``/health`` is the JSON report of
+:func:`~gridedge.ops.health.assess`, with status 200 while the gateway does its job and 503 when it
 does not.
 """
 
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gridedge.errors import ConfigError
-from gridedge.health import assess, outbox_stats
-from gridedge.http_config import HttpConfig
 from gridedge.log import get_logger
-from gridedge.metrics import CONTENT_TYPE, Metrics
+from gridedge.ops.health import assess, outbox_stats
+from gridedge.ops.metrics import CONTENT_TYPE, Metrics
+from gridedge.ops.settings import HttpConfig
 
 if TYPE_CHECKING:
-    from gridedge.daemon import Runtime
+    from gridedge.ops.runtime import Runtime
 
 _log = get_logger("http")
 

@@ -1,6 +1,6 @@
 """The outbox's SQL text and the pure values around it: schema, row codec, drop tallies, stats.
 
-Nothing here does I/O; :mod:`gridedge.outbox` runs these statements through aiosqlite.
+Nothing here does I/O; :mod:`gridedge.outbox.store` runs these statements through aiosqlite.
 
 Every delete in the outbox removes a *prefix* of the queue (all envelopes up to some seq), and
 inserts take consecutive seqs, so the stored seqs always form one contiguous range. That is what

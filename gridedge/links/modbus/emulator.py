@@ -2,8 +2,8 @@
 
 Each unit id gets its own :class:`~gridedge.simulator.physics.MeterSimulator` (seeded by the
 unit id), and its readings are written into register tables through the same driver map and
-codec that gridedge reads them with (:func:`~gridedge.registers.encode_channel`), so any Modbus
-tool reading the emulator sees what a meter of that model would send.
+codec that gridedge reads them with (:func:`~gridedge.links.modbus.codec.encode_channel`),
+so any Modbus tool reading the emulator sees what a meter of that model would send.
 
 Time: a unit's registers are refreshed when a request arrives and ``refresh_s`` has passed since
 the last refresh, so all requests of one poll see one consistent reading. ``frozen`` keeps the
@@ -12,7 +12,7 @@ unanswered; units in ``exception_unit_ids`` answer every request with ``exceptio
 ids that are not served stay silent, as absent devices on a real bus do. Reads outside the
 driver's register map get exception 2 (illegal data address), as from real meters.
 
-The Modbus server itself is :func:`gridedge.links.modbus.serve_modbus`; this module knows no
+The Modbus server itself is :func:`gridedge.links.modbus.bus.serve_modbus`; this module knows no
 Modbus library.
 """
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 from gridedge.drivers import Channel, DataType, Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError
-from gridedge.linkconfig import SerialEndpoint, TcpEndpoint
-from gridedge.links.modbus import serve_modbus
+from gridedge.links.modbus.bus import serve_modbus
+from gridedge.links.modbus.codec import encode, encode_channel
+from gridedge.links.modbus.settings import SerialEndpoint, TcpEndpoint
 from gridedge.links.simulated import log_fault
 from gridedge.log import get_logger
-from gridedge.registers import encode, encode_channel
 from gridedge.signals import signal_trigger
 from gridedge.simulator.faults import FaultPlan
 from gridedge.simulator.physics import MeterSimulator, SimulationParams
@@ -180,7 +180,7 @@ class Emulator:
         return self._units[unit_id].values
 
     def read(self, unit_id: int, table: RegisterTable, address: int, count: int) -> list[int]:
-        """Answer one read request (a :data:`~gridedge.links.modbus.RegisterSource`).
+        """Answer one read request (a :data:`~gridedge.links.modbus.bus.RegisterSource`).
 
         Raises:
             DeviceUnreachableError: the unit is not served or is in a dropout (no answer).

@@ -17,12 +17,12 @@ from typing import Any
 
 from gridedge import __version__
 from gridedge.analytics.replay import add_replay_command
+from gridedge.cli.modbus import add_emulate_command, add_scan_command
 from gridedge.config import Config, load_config, parse_config
 from gridedge.configdump import dump_toml
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
 from gridedge.errors import ConfigError, GridedgeError, OutboxError
 from gridedge.log import LogFormat, LogLevel, configure, get_logger
-from gridedge.modbus_cli import add_emulate_command, add_scan_command
 from gridedge.tomlread import load_toml
 
 EXIT_OK, EXIT_CRASH, EXIT_USAGE = 0, 1, 2
@@ -92,7 +92,7 @@ def _cmd_drivers(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox(args: argparse.Namespace) -> int:
-    from gridedge.outbox import read_stats
+    from gridedge.outbox.store import read_stats
 
     config = _config(args.config)
     stats = read_stats(config.outbox.path)
@@ -163,7 +163,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from gridedge.bench import run_bench
+    from gridedge.bench.run import run_bench
 
     configure(LogLevel.WARNING, LogFormat.JSON)
     result = run_bench(only=args.only, seconds=args.seconds, drain_backlog=args.drain_backlog)

@@ -2,7 +2,7 @@
 
 Client side, :class:`ModbusBus` is one physical bus (a serial port, or one TCP connection to a
 meter or gateway): one connection and one :class:`asyncio.Lock`, shared by every meter on it
-through :class:`~gridedge.links.modbuslink.ModbusLink`. Server side, :func:`serve_modbus` answers
+through :class:`~gridedge.links.modbus.link.ModbusLink`. Server side, :func:`serve_modbus` answers
 requests from a plain callback, which is how ``gridedge emulate`` serves simulated meters.
 
 Library exceptions are translated here and nowhere else:
@@ -38,7 +38,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from gridedge.drivers import RegisterTable
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, FrameError, LinkError
-from gridedge.linkconfig import (
+from gridedge.links.modbus.settings import (
     ModbusLinkConfig,
     ModbusRtuLinkConfig,
     RtuOverTcpLinkConfig,

@@ -21,13 +21,14 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gridedge.errors import OutboxError
-from gridedge.outbox_schema import OutboxStats
+from gridedge.outbox.schema import OutboxStats
 
 if TYPE_CHECKING:
-    from gridedge.daemon import Runtime
+    from gridedge.forward.state import UpstreamState
+    from gridedge.ops.runtime import Runtime
     from gridedge.poll import MeterState
 
 
@@ -88,7 +89,7 @@ def assess(runtime: Runtime, stats: OutboxStats | None, now: float) -> Health:
         failing.append(f"the outbox cannot be written: {outbox.last_error}")
     elif stats is None:
         degraded.append("the outbox statistics cannot be read")
-    down = [str(name) for name, up in runtime.upstreams.items() if not _connected(up)]
+    down = [name for name, up in runtime.upstreams.items() if not up.connected]
     if down:
         degraded.append("upstreams not connected: " + ", ".join(sorted(down)))
     status = Status.FAILING if failing else Status.DEGRADED if degraded else Status.OK
@@ -98,7 +99,7 @@ def assess(runtime: Runtime, stats: OutboxStats | None, now: float) -> Health:
         "problems": list(problems),
         "meters": {m.device: _meter(m, now) for m in meters},
         "outbox": _outbox(runtime, stats, now),
-        "upstreams": {str(n): _upstream(up, stats, str(n)) for n, up in runtime.upstreams.items()},
+        "upstreams": {n: _upstream(up, stats) for n, up in runtime.upstreams.items()},
     }
     return Health(status, problems, report)
 
@@ -135,29 +136,16 @@ def _outbox(runtime: Runtime, stats: OutboxStats | None, now: float) -> dict[str
     return out
 
 
-def _upstream(up: Any, stats: OutboxStats | None, name: str) -> dict[str, object]:
-    backlog = stats.backlog.get(name) if stats is not None else None
+def _upstream(up: UpstreamState, stats: OutboxStats | None) -> dict[str, object]:
+    backlog = stats.backlog.get(up.name) if stats is not None else None
     return {
-        "connected": _connected(up),
-        "last_publish": _iso(_number(getattr(up, "last_publish_ts", None))),
-        "last_error": _text(getattr(up, "last_error", None)),
-        "published": _number(getattr(up, "published", None)),
-        "acked": _number(getattr(up, "acked", None)),
-        "backlog": backlog if backlog is not None else _number(getattr(up, "backlog", None)),
+        "connected": up.connected,
+        "last_publish": _iso(up.last_publish_ts),
+        "last_error": up.last_error,
+        "published": up.published,
+        "acked": up.acked,
+        "backlog": backlog if backlog is not None else up.backlog,
     }
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _connected(up: Any) -> bool:
-    return getattr(up, "connected", False) is True
-
-
-def _number(value: object) -> int | float | None:
-    """A number read from another component's state, or None when it is not one."""
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _age(now: float, ts: float) -> float:

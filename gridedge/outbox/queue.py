@@ -1,7 +1,7 @@
 """Group commit for the outbox: queueing, the writer task, backpressure and retries.
 
 This part knows nothing about SQLite; it drives a :class:`BatchStore` (the SQLite store in
-:mod:`gridedge.outbox`, or a fake in tests).
+:mod:`gridedge.outbox.store`, or a fake in tests).
 
 Policy: callers queue whole append calls; the writer takes everything queued, whole calls only,
 up to ``max_batch`` envelopes (at least one call), into one transaction. It starts a commit at
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from gridedge.errors import OutboxError
 from gridedge.log import FailureStreak
-from gridedge.outbox_schema import Row
+from gridedge.outbox.schema import Row
 
 _RETRY_MIN_S, _RETRY_MAX_S = 0.05, 5.0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, Driver, load_drivers
 from gridedge.errors import ConfigError, LinkError
-from gridedge.linkconfig import (
+from gridedge.links.modbus.settings import (
     ModbusLinkConfig,
     ModbusRtuLinkConfig,
     ModbusTcpLinkConfig,
@@ -104,7 +104,7 @@ def _host_port(text: str) -> tuple[str, int]:
 
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
-    from gridedge.emulator import EmulatorSettings, run_emulator
+    from gridedge.links.modbus.emulator import EmulatorSettings, run_emulator
 
     configure(LogLevel.INFO, LogFormat.AUTO)
     try:
@@ -151,8 +151,8 @@ def _scan_link(args: argparse.Namespace) -> ModbusLinkConfig:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from gridedge.links.modbus import open_modbus_bus
-    from gridedge.scan import describe, scan_bus
+    from gridedge.links.modbus.bus import open_modbus_bus
+    from gridedge.links.modbus.scan import describe, scan_bus
 
     configure(LogLevel.ERROR, LogFormat.AUTO)
     link = _scan_link(args)

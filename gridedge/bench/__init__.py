@@ -1,0 +1,1 @@
+"""``gridedge bench``: one module per section of the capacity report."""

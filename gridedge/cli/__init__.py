@@ -1,0 +1,1 @@
+"""The command line: argument parsing, and the one place that turns errors into exit codes."""
