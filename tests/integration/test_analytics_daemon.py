@@ -81,6 +81,7 @@ async def test_alerts_forecasts_and_aggregates_reach_the_outbox(tmp_path: Path) 
     rows = stored()
     assert limit_alerts(rows)
     assert {"sample", "alert", "forecast", "aggregate"} <= {r[0] for r in rows}
+    assert runtime.analytics is not None
     assert runtime.analytics.seconds_per_value > 0.0
 
 

@@ -10,10 +10,14 @@ import subprocess
 import pytest
 
 from gridedge.drivers import DataType
-from gridedge.links.modbus.settings import ModbusLinkConfig, ModbusRtuLinkConfig, ModbusTcpLinkConfig
 from gridedge.links.modbus.bus import open_modbus_bus
-from gridedge.links.modbus.link import ModbusLink
 from gridedge.links.modbus.codec import ReadRequest, plan_reads
+from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.settings import (
+    ModbusLinkConfig,
+    ModbusRtuLinkConfig,
+    ModbusTcpLinkConfig,
+)
 from tests.integration.modbusparts import emulator_subprocess, require, serial_pair
 from tests.unit.modbusfakes import builtin
 

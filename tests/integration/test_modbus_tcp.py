@@ -17,11 +17,11 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from gridedge import daemon
 from gridedge.config import parse_config
 from gridedge.drivers import RegisterTable, load_driver
-from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, FrameError
-from gridedge.links.modbus.settings import ModbusTcpLinkConfig, RtuOverTcpLinkConfig, TcpEndpoint
 from gridedge.links.modbus.bus import open_modbus_bus, serve_modbus
+from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.settings import ModbusTcpLinkConfig, RtuOverTcpLinkConfig, TcpEndpoint
 from tests.integration.modbusparts import emulator_subprocess, until
 from tests.unit.modbusfakes import builtin
 

@@ -1,13 +1,13 @@
-"""Stand-ins for the components the metrics, health and watchdog code reads from the runtime."""
+"""A fake of the outbox view and builders of real state objects, for the reporting tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import cast
 
-from gridedge.daemon import Runtime
+from gridedge.analytics.stage import AnalyticsStats
 from gridedge.errors import OutboxError
-from gridedge.outbox.store import Outbox
+from gridedge.forward.state import UpstreamState
+from gridedge.ops.runtime import Runtime
 from gridedge.outbox.schema import OutboxStats
 from gridedge.poll import MeterState
 
@@ -50,39 +50,24 @@ class FakeOutbox:
         )
 
 
-@dataclass
-class FakeUpstream:
-    """A forwarder's published state, with the attribute names metrics and health read."""
-
-    connected: bool = True
-    published: int = 0
-    acked: int = 0
-    reconnects: int = 0
-    backlog: int = 0
-    oldest_unsent_ts: float | None = None
-    last_publish_ts: float | None = None
-    last_error: str | None = None
-
-
-@dataclass
-class FakeAnalytics:
-    """The analytics stage's published state."""
-
-    alerts_raised: dict[str, int] = field(default_factory=dict)
-    alerts_active: dict[str, int] = field(default_factory=dict)
-    seconds_per_value: float = 0.0
+def upstream_state(name: str, **fields: object) -> UpstreamState:
+    """A forwarder's real state object with some fields set."""
+    state = UpstreamState(name, broker="127.0.0.1:1883", tls=False, connected=True)
+    for key, value in fields.items():
+        setattr(state, key, value)
+    return state
 
 
 def make_runtime(
     *meters: MeterState,
     outbox: FakeOutbox | None = None,
-    upstreams: dict[str, object] | None = None,
-    analytics: object = None,
+    upstreams: dict[str, UpstreamState] | None = None,
+    analytics: AnalyticsStats | None = None,
 ) -> Runtime:
     """A runtime holding the given parts (a healthy empty outbox unless told otherwise)."""
     runtime = Runtime()
     runtime.meters.update({m.device: m for m in meters})
-    runtime.outbox = cast(Outbox, outbox if outbox is not None else FakeOutbox())
+    runtime.outbox = outbox if outbox is not None else FakeOutbox()
     runtime.upstreams.update(upstreams or {})
     runtime.analytics = analytics
     return runtime

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 
 from gridedge.analytics.engine import Analytics, corrected
 from gridedge.analytics.settings import AggregateConfig, AnalyticsConfig
 from gridedge.analytics.stage import AnalyticsSink
-from gridedge.model import Envelope, Kind, Sample
+from gridedge.model import Envelope, Kind, MeterStatus, Record, Sample, to_envelope
 
 T0 = 1_767_571_200.0
 LIMITS = {"m1": {"voltage_l1": (0.0, 300.0), "frequency": (45.0, 65.0)}}
@@ -21,14 +22,12 @@ class ListSink:
     def __init__(self) -> None:
         self.calls: list[list[Envelope]] = []
 
-    async def put(self, envelopes: list[Envelope]) -> None:
-        self.calls.append(envelopes)
+    async def put(self, records: Sequence[Record]) -> None:
+        self.calls.append([to_envelope(r) for r in records])
 
 
-def _sample(i: int, voltage: float) -> Envelope:
-    return Envelope.of_sample(
-        Sample("m1", T0 + 10.0 * i, {"voltage_l1": voltage, "frequency": 50.0})
-    )
+def _sample(i: int, voltage: float) -> Sample:
+    return Sample("m1", T0 + 10.0 * i, {"voltage_l1": voltage, "frequency": 50.0})
 
 
 async def test_a_sample_and_its_alert_go_into_one_put() -> None:
@@ -44,19 +43,21 @@ async def test_a_sample_and_its_alert_go_into_one_put() -> None:
     assert last[1].body["rule"] == "limit"
     assert last[1].body["channel"] == "voltage_l1"
     assert last[1].body["severity"] == "critical"
-    assert sink.alerts_raised == {"critical": 1}
-    assert sink.alerts_active == {"critical": 1}
-    assert sink.values == 12
-    assert sink.seconds_per_value >= 0.0
+    assert sink.stats.alerts_raised == {"critical": 1}
+    assert sink.stats.alerts_active == {"critical": 1}
+    assert sink.stats.values == 12
+    assert sink.stats.seconds_per_value >= 0.0
 
 
 async def test_status_envelopes_pass_through_untouched() -> None:
-    """Non-sample envelopes are forwarded as they are."""
+    """Status records are forwarded as they are, wrapped only by the outbox sink."""
     inner = ListSink()
     sink = AnalyticsSink(inner, AnalyticsConfig())
-    status = Envelope(kind=Kind.STATUS, device="m1", ts=T0, body={"state": "offline"})
+    status = MeterStatus("m1", T0, online=False, error="timeout")
     await sink.put([status])
-    assert inner.calls == [[status]]
+    assert inner.calls == [
+        [Envelope(Kind.STATUS, "m1", T0, {"state": "offline", "error": "timeout"})]
+    ]
 
 
 async def test_aggregates_follow_the_sample_that_closes_a_window() -> None:

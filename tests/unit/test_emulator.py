@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gridedge.drivers import DataType, RegisterTable
+from gridedge.errors import DeviceFaultError, DeviceUnreachableError
+from gridedge.links.modbus.codec import decode
 from gridedge.links.modbus.emulator import (
     SUNSPEC_MARKER,
     Emulator,
@@ -12,8 +14,6 @@ from gridedge.links.modbus.emulator import (
     encode_readings,
     register_spans,
 )
-from gridedge.errors import DeviceFaultError, DeviceUnreachableError
-from gridedge.links.modbus.codec import decode
 from gridedge.simulator.faults import FaultKind, FaultPlan, ScheduledFault
 from tests.unit.modbusfakes import builtin, sunspec_style
 

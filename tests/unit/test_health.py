@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gridedge.daemon import Runtime
 from gridedge.ops.health import Health, Status, assess, outbox_stats
-from tests.unit.opsfakes import T0, FakeOutbox, FakeUpstream, make_runtime, meter_state
+from gridedge.ops.runtime import Runtime
+from tests.unit.opsfakes import T0, FakeOutbox, make_runtime, meter_state, upstream_state
 
 
 async def judge(runtime: Runtime) -> Health:
@@ -14,7 +14,7 @@ async def judge(runtime: Runtime) -> Health:
 async def test_a_polling_gateway_with_a_healthy_outbox_is_ok() -> None:
     """Meters online, outbox writable and upstreams connected: ok, 200, no problems."""
     runtime = make_runtime(
-        meter_state("a", last_success_ts=T0 - 2), upstreams={"cloud": FakeUpstream()}
+        meter_state("a", last_success_ts=T0 - 2), upstreams={"cloud": upstream_state("cloud")}
     )
     health = await judge(runtime)
     assert (health.status, health.http_status, health.problems) == (Status.OK, 200, ())
@@ -56,7 +56,11 @@ async def test_a_gateway_without_an_open_outbox_is_failing() -> None:
 async def test_a_disconnected_upstream_is_degraded_not_failing() -> None:
     """A broker outage is what the outbox rides out: 200, with the upstream named."""
     runtime = make_runtime(
-        meter_state("a"), upstreams={"cloud": FakeUpstream(connected=False), "x": object()}
+        meter_state("a"),
+        upstreams={
+            "cloud": upstream_state("cloud", connected=False),
+            "x": upstream_state("x", connected=False),
+        },
     )
     health = await judge(runtime)
     assert health.status is Status.DEGRADED
@@ -79,7 +83,7 @@ async def test_no_meters_configured_is_not_a_failure() -> None:
 async def test_report_shows_each_component_with_last_poll_and_publish() -> None:
     """The JSON names every meter, the outbox backlog and each upstream's last publish."""
     outbox = FakeOutbox(rows=5, backlog={"cloud": 3}, oldest_unsent_ts={"cloud": T0 - 30})
-    upstream = FakeUpstream(published=8, acked=7, last_publish_ts=T0 - 1.5)
+    upstream = upstream_state("cloud", published=8, acked=7, last_publish_ts=T0 - 1.5)
     runtime = make_runtime(
         meter_state("a", last_success_ts=T0 - 0.25, polls=9, samples=8),
         outbox=outbox,

@@ -15,8 +15,8 @@ from gridedge.config import parse_config
 from gridedge.daemon import Runtime
 from gridedge.errors import ConfigError
 from gridedge.ops.http import serve_http
-from gridedge.ops.settings import HttpConfig
 from gridedge.ops.metrics import Metrics
+from gridedge.ops.settings import HttpConfig
 from tests.unit.opsfakes import make_runtime, meter_state
 
 

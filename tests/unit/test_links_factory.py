@@ -28,7 +28,7 @@ async def test_meters_on_one_bus_share_it_and_other_buses_get_their_own(tmp_path
     }
     config = parse_config(doc, source="t.toml", base_dir=tmp_path)
     async with AsyncExitStack() as stack:
-        links = await open_links(config, stack)
+        links = await open_links(config.meters, config.drivers, stack)
         a1, a2, b1 = links["a1"], links["a2"], links["b1"]
         assert isinstance(a1, ModbusLink)
         assert isinstance(a2, ModbusLink)

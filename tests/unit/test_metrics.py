@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from gridedge.analytics.stage import AnalyticsStats
 from gridedge.config import OutboxConfig
-from gridedge.daemon import Runtime
 from gridedge.histogram import Histogram
-from gridedge.ops.metrics import Metrics
 from gridedge.model import Envelope, Kind
+from gridedge.ops.metrics import Metrics
+from gridedge.ops.runtime import Runtime
 from gridedge.outbox.store import open_outbox
 from tests.unit.opsfakes import (
     T0,
-    FakeAnalytics,
     FakeOutbox,
-    FakeUpstream,
     make_runtime,
     meter_state,
     parse_exposition,
+    upstream_state,
 )
 
 
@@ -60,15 +60,13 @@ async def test_poll_duration_histogram_is_cumulative_with_sum_and_count() -> Non
     assert abs(samples['gridedge_poll_duration_seconds_sum{device="a"}'] - 3.065) < 1e-9
 
 
-async def test_upstream_and_analytics_state_is_read_by_attribute_name() -> None:
-    """Forwarder and analytics objects are described through their agreed attributes."""
-    upstreams: dict[str, object] = {
-        "cloud": FakeUpstream(
-            connected=True, published=10, acked=9, reconnects=2, last_publish_ts=T0
-        ),
-        "backup": FakeUpstream(connected=False),
+async def test_upstream_and_analytics_state_is_read_from_their_state_objects() -> None:
+    """The forwarders' UpstreamState and the analytics stage's stats become metric families."""
+    upstreams = {
+        "cloud": upstream_state("cloud", published=10, acked=9, reconnects=2, last_publish_ts=T0),
+        "backup": upstream_state("backup", connected=False),
     }
-    analytics = FakeAnalytics({"critical": 3}, {"critical": 1, "warning": 2}, 2.5e-5)
+    analytics = AnalyticsStats(Counter(critical=3), Counter(critical=1, warning=2), 2.5e-5)
     samples = await scrape(make_runtime(upstreams=upstreams, analytics=analytics))
     assert samples['gridedge_upstream_connected{upstream="cloud"}'] == 1
     assert samples['gridedge_upstream_connected{upstream="backup"}'] == 0
@@ -82,19 +80,13 @@ async def test_upstream_and_analytics_state_is_read_by_attribute_name() -> None:
     assert samples["gridedge_analytics_seconds_per_value"] == 2.5e-5
 
 
-async def test_missing_or_malformed_attributes_leave_metrics_out_instead_of_failing() -> None:
-    """An upstream or analytics object without the expected fields never breaks a scrape."""
-
-    class Odd:
-        def __init__(self) -> None:
-            self.connected = "yes"
-            self.published = None
-            self.alerts_raised = {"critical": "many", "warning": 1}
-
-    samples = await scrape(make_runtime(upstreams={"x": Odd(), "y": object()}, analytics=Odd()))
-    assert not any(key.startswith("gridedge_upstream_") for key in samples)
-    assert samples['gridedge_alerts_raised_total{severity="warning"}'] == 1
-    assert 'gridedge_alerts_raised_total{severity="critical"}' not in samples
+async def test_no_analytics_and_a_fresh_upstream_leave_only_their_own_metrics_out() -> None:
+    """Without analytics no alert metric appears; a never-acked upstream has no timestamp yet."""
+    samples = await scrape(make_runtime(upstreams={"x": upstream_state("x", connected=False)}))
+    assert samples['gridedge_upstream_connected{upstream="x"}'] == 0
+    assert samples['gridedge_upstream_publishes_total{upstream="x"}'] == 0
+    assert 'gridedge_upstream_last_publish_timestamp_seconds{upstream="x"}' not in samples
+    assert not any(key.startswith("gridedge_alerts_") for key in samples)
     assert "gridedge_analytics_seconds_per_value" not in samples
 
 

@@ -8,11 +8,11 @@ import struct
 import pytest
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, DataType, RegisterTable, load_drivers
-from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, FrameError
 from gridedge.links import Link
-from gridedge.links.modbus.link import ModbusLink
 from gridedge.links.modbus.codec import decode
+from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
+from gridedge.links.modbus.link import ModbusLink
 from tests.unit.modbusfakes import FakeBus, builtin, sunspec_style
 
 START = 1767571200.0

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from gridedge.config import OnFull, OutboxConfig, Synchronous
 from gridedge.errors import OutboxError
 from gridedge.model import Envelope, Kind
-from gridedge.outbox.store import Outbox, open_outbox, read_stats
 from gridedge.outbox.schema import admit, decode, encode
+from gridedge.outbox.store import Outbox, open_outbox, read_stats
 
 T0 = 1_700_000_000.0
 BIG = 1 << 30

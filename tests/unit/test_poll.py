@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 import structlog
 
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, LinkError
-from gridedge.model import Envelope, Kind, Quality
+from gridedge.model import Envelope, Kind, Quality, Record, to_envelope
 from gridedge.poll import MeterState, Schedule, _next_tick, phase_for, poll_forever
 
 
@@ -41,8 +41,8 @@ class ListSink:
         self.envelopes: list[Envelope] = []
         self.progress = progress
 
-    async def put(self, envelopes: list[Envelope]) -> None:
-        self.envelopes.extend(envelopes)
+    async def put(self, records: Sequence[Record]) -> None:
+        self.envelopes.extend(to_envelope(r) for r in records)
         self.progress.set()
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, RegisterTable, load_drivers
-from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.errors import DeviceFaultError
+from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.links.modbus.scan import DriverMatch, UnitReport, describe, probe, scan_bus
 from tests.unit.modbusfakes import FakeBus, builtin
 

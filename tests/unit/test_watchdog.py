@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from gridedge.histogram import Histogram
-from gridedge.model import Envelope
-from gridedge.poll import MeterState, Schedule, poll_forever
+from gridedge.model import Record
 from gridedge.ops.systemd import Notifier
 from gridedge.ops.watchdog import Progress, status_line, supervise_forever
-from tests.unit.opsfakes import FakeOutbox, FakeUpstream, make_runtime, meter_state
+from gridedge.poll import MeterState, Schedule, poll_forever
+from tests.unit.opsfakes import FakeOutbox, make_runtime, meter_state, upstream_state
 
 
 def test_loops_waiting_for_their_next_tick_count_as_progress() -> None:
@@ -47,7 +47,10 @@ def test_status_line_reads_like_a_sentence() -> None:
     """Meters online, backlog and broker state in a few words for systemctl status."""
     outbox = FakeOutbox(rows=300, backlog={"cloud": 120})
     runtime = make_runtime(
-        meter_state("a"), meter_state("b"), meter_state("c"), upstreams={"cloud": FakeUpstream()}
+        meter_state("a"),
+        meter_state("b"),
+        meter_state("c"),
+        upstreams={"cloud": upstream_state("cloud")},
     )
     stats = asyncio.run(outbox.stats())
     assert status_line(runtime, stats) == "3 meters online, backlog 120, broker up"
@@ -59,7 +62,7 @@ def test_status_line_names_what_is_wrong() -> None:
         meter_state("a"),
         meter_state("b", online=False),
         outbox=FakeOutbox(healthy=False),
-        upstreams={"x": FakeUpstream(connected=False), "y": FakeUpstream()},
+        upstreams={"x": upstream_state("x", connected=False), "y": upstream_state("y")},
     )
     line = status_line(runtime, None, stalled=1)
     assert line == "1/2 meters online, polling stalled (1 waiting), outbox failing, 1/2 brokers up"
@@ -144,7 +147,8 @@ class GateSink:
         self.waiting = asyncio.Event()
         self.stored = asyncio.Event()
 
-    async def put(self, envelopes: list[Envelope]) -> None:
+    async def put(self, records: Sequence[Record]) -> None:
+        del records
         self.waiting.set()
         await self.gate.wait()
         self.stored.set()
