@@ -19,7 +19,7 @@ from gridedge.links.modbus.settings import (
     ModbusTcpLinkConfig,
 )
 from tests.integration.modbusparts import emulator_subprocess, require, serial_pair
-from tests.unit.modbusfakes import builtin
+from tests.unit.links.modbus.fakes import builtin
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.links.modbus.link import ModbusLink
 from gridedge.links.modbus.settings import ModbusTcpLinkConfig, RtuOverTcpLinkConfig, TcpEndpoint
 from tests.integration.modbusparts import emulator_subprocess, until
-from tests.unit.modbusfakes import builtin
+from tests.unit.links.modbus.fakes import builtin
 
 pytestmark = pytest.mark.integration
 

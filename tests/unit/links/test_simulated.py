@@ -11,7 +11,7 @@ from gridedge.errors import DeviceUnreachableError
 from gridedge.links import Link
 from gridedge.links.simulated import SimulatedLink, log_fault
 from gridedge.simulator.faults import FaultEvent, FaultKind, ScheduledFault
-from tests.unit.simfixtures import START_TS, simulator
+from tests.unit.simulator.fixtures import START_TS, simulator
 
 
 def _clock(stamps: list[float]) -> Callable[[], float]:

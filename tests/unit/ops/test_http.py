@@ -17,7 +17,7 @@ from gridedge.errors import ConfigError
 from gridedge.ops.http import serve_http
 from gridedge.ops.metrics import Metrics
 from gridedge.ops.settings import HttpConfig
-from tests.unit.opsfakes import make_runtime, meter_state
+from tests.unit.ops.fakes import make_runtime, meter_state
 
 
 def test_http_listens_on_loopback_9108_by_default(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gridedge.ops.health import Health, Status, assess, outbox_stats
 from gridedge.ops.runtime import Runtime
-from tests.unit.opsfakes import T0, FakeOutbox, make_runtime, meter_state, upstream_state
+from tests.unit.ops.fakes import T0, FakeOutbox, make_runtime, meter_state, upstream_state
 
 
 async def judge(runtime: Runtime) -> Health:

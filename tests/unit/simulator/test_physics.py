@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gridedge.channels import CHANNELS
 from gridedge.simulator.faults import FaultKind, ScheduledFault
 from gridedge.simulator.physics import LoadProfile, SimulationParams
-from tests.unit.simfixtures import (
+from tests.unit.simulator.fixtures import (
     DAY_S,
     SINGLE_PHASE,
     SINGLE_PHASE_NAMES,

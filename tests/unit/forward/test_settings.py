@@ -155,7 +155,7 @@ def test_a_missing_password_source_is_a_forward_error_that_names_it_not_the_valu
 
 def test_the_commented_upstream_example_is_valid_once_uncommented(tmp_path: Path) -> None:
     """config.example.toml's [[upstreams]] example parses as a TLS upstream when uncommented."""
-    text = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text()
+    text = (Path(__file__).resolve().parents[3] / "config.example.toml").read_text()
     block = text[text.index("# [[upstreams]]") :].splitlines()
     doc = tomllib.loads("\n".join(line.removeprefix("#").removeprefix(" ") for line in block))
     (up,) = parse_config(

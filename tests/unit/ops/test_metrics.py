@@ -12,7 +12,7 @@ from gridedge.model import Envelope, Kind
 from gridedge.ops.metrics import Metrics
 from gridedge.ops.runtime import Runtime
 from gridedge.outbox.store import open_outbox
-from tests.unit.opsfakes import (
+from tests.unit.ops.fakes import (
     T0,
     FakeOutbox,
     make_runtime,

@@ -13,7 +13,7 @@ from gridedge.links import Link
 from gridedge.links.modbus.codec import decode
 from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.links.modbus.link import ModbusLink
-from tests.unit.modbusfakes import FakeBus, builtin, sunspec_style
+from tests.unit.links.modbus.fakes import FakeBus, builtin, sunspec_style
 
 START = 1767571200.0
 

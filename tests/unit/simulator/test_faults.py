@@ -15,7 +15,7 @@ from gridedge.simulator.faults import (
     ScheduledFault,
 )
 from gridedge.simulator.physics import LoadProfile, SimulationParams
-from tests.unit.simfixtures import (
+from tests.unit.simulator.fixtures import (
     SINGLE_PHASE,
     START_TS,
     Reading,

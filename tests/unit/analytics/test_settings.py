@@ -12,7 +12,7 @@ from gridedge.config import load_config
 from gridedge.errors import ConfigError
 from gridedge.tomlread import Table
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "config.example.toml"
 
 
 def _parse(section: dict[str, Any]) -> AnalyticsConfig:

@@ -15,7 +15,7 @@ from gridedge.links.modbus.emulator import (
     register_spans,
 )
 from gridedge.simulator.faults import FaultKind, FaultPlan, ScheduledFault
-from tests.unit.modbusfakes import builtin, sunspec_style
+from tests.unit.links.modbus.fakes import builtin, sunspec_style
 
 START = 1767571200.0
 

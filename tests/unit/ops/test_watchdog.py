@@ -16,7 +16,7 @@ from gridedge.model import Record
 from gridedge.ops.systemd import Notifier
 from gridedge.ops.watchdog import Progress, status_line, supervise_forever
 from gridedge.poll import MeterState, Schedule, poll_forever
-from tests.unit.opsfakes import FakeOutbox, make_runtime, meter_state, upstream_state
+from tests.unit.ops.fakes import FakeOutbox, make_runtime, meter_state, upstream_state
 
 
 def test_loops_waiting_for_their_next_tick_count_as_progress() -> None:

@@ -6,7 +6,7 @@ from gridedge.drivers import BUILTIN_DRIVERS_DIR, RegisterTable, load_drivers
 from gridedge.errors import DeviceFaultError
 from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.links.modbus.scan import DriverMatch, UnitReport, describe, probe, scan_bus
-from tests.unit.modbusfakes import FakeBus, builtin
+from tests.unit.links.modbus.fakes import FakeBus, builtin
 
 START = 1767571200.0
 

@@ -11,7 +11,7 @@ import pytest
 from gridedge.simulator.dataset import iso_utc, write_dataset
 from gridedge.simulator.faults import FaultKind, FaultPlan, ScheduledFault
 from gridedge.simulator.physics import MeterSimulator, SimulationParams
-from tests.unit.simfixtures import SINGLE_PHASE, START_TS, THREE_PHASE
+from tests.unit.simulator.fixtures import SINGLE_PHASE, START_TS, THREE_PHASE
 
 PARAMS = SimulationParams()
 NOISY = FaultPlan(
