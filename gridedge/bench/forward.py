@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gridedge.bench.run import simulated_load_config
+from gridedge.bench.load import simulated_load_config
 from gridedge.log import LogFormat, LogLevel, configure
 from gridedge.model import Envelope, Sample
 from gridedge.outbox.settings import OutboxConfig
