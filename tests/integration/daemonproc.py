@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from tests.helpers import integrity as integrity  # re-exported for the tests that use this kit
+
 T = TypeVar("T")
 
 
@@ -99,14 +101,5 @@ def seqs(db: Path) -> list[int]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         return [int(r[0]) for r in con.execute("SELECT seq FROM envelopes ORDER BY seq")]
-    finally:
-        con.close()
-
-
-def integrity(db: Path) -> str:
-    """The result of PRAGMA integrity_check."""
-    con = sqlite3.connect(db, timeout=5)
-    try:
-        return str(con.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
         con.close()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from gridedge import daemon
 from gridedge.config import Config, parse_config
 from gridedge.forward.state import UpstreamState
+from tests.helpers import until as until  # re-exported for the tests that use this kit
 from tests.integration.broker import Broker, Certs, Subscriber
 
 GATEWAY = "gw-fwd"
@@ -90,15 +90,6 @@ def state_of(runtime: daemon.Runtime, name: str) -> UpstreamState:
     state = runtime.upstreams[name]
     assert isinstance(state, UpstreamState)
     return state
-
-
-async def until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
-    """Poll ``condition`` until it holds, or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def committed_seq(db: Path) -> int:

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import select
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from gridedge.bench.modbus import emulator_subprocess
+from tests.helpers import require, until
 from tests.integration.processes import stop_process
 
 __all__ = ["emulator_subprocess", "require", "serial_pair", "until"]
 
 _PTY = re.compile(r"PTY is (\S+)")
-
-
-def require(tool: str) -> str:
-    """The path of ``tool``; fails (never skips) when it is not installed."""
-    path = shutil.which(tool)
-    assert path, f"{tool} is not installed (scripts/test installs it with apt-get)"
-    return path
 
 
 @contextmanager
@@ -51,12 +43,3 @@ def serial_pair(timeout_s: float = 10.0) -> Iterator[tuple[str, str]]:
         yield ptys[0], ptys[1]
     finally:
         stop_process(proc)
-
-
-async def until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
-    """Poll ``condition`` until it holds, or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)

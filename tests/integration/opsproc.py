@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import queue
-import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,17 +18,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import require as require  # re-exported for the tests that use this kit
 from tests.integration.processes import free_port, stop_process
-
-
-def require(tool: str) -> str:
-    """The path of a command the test needs; a missing one fails the test (never skips).
-
-    Looks on PATH, then beside the interpreter (tools installed into the virtual environment).
-    """
-    path = shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
-    assert path is not None, f"{tool} is not installed (scripts/test installs it)"
-    return path
 
 
 class LogTail:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gridedge.outbox.store import read_stats
-from tests.integration.broker import BROKER_INFLIGHT, Broker, Certs, make_certs
+from tests.integration.broker import BROKER_INFLIGHT, Broker, Certs
 from tests.integration.forwardkit import (
     committed_seq,
     gateway_config,
@@ -30,11 +30,6 @@ WINDOW = 8  # the forwarders' in-flight window (forwardkit.upstream)
 OUTAGE_BACKLOG = 2500
 """Envelopes committed while the broker is down: 50 meters at 5 samples/s make that about
 10 s of outage (shorter than a real one, long enough for several reconnect attempts)."""
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 async def test_every_committed_seq_reaches_the_subscriber_across_a_broker_outage(

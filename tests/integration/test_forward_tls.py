@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import structlog
 
-from tests.integration.broker import Broker, Certs, make_certs
+from tests.integration.broker import Broker, Certs
 from tests.integration.forwardkit import (
     gateway_config,
     running_gateway,
@@ -20,11 +20,6 @@ from tests.integration.forwardkit import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import structlog
 from gridedge.config import OutboxConfig, Synchronous
 from gridedge.model import Envelope, Kind
 from gridedge.outbox.store import open_outbox
+from tests.helpers import integrity
 
 pytestmark = pytest.mark.integration
 
@@ -22,15 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 WRITER = Path(__file__).with_name("outbox_writer.py")
 REPORTS_BEFORE_KILL = 200
 DEADLINE_S = 60.0
-
-
-def integrity(db: Path) -> str:
-    """PRAGMA integrity_check of the file (this connection also recovers the WAL)."""
-    con = sqlite3.connect(db, timeout=5)
-    try:
-        return str(con.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        con.close()
 
 
 def ten_values(envelope: Envelope) -> bool:

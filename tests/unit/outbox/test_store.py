@@ -6,8 +6,6 @@ import asyncio
 import dataclasses
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from gridedge.errors import OutboxError
 from gridedge.model import Envelope, Kind
 from gridedge.outbox.schema import admit, decode, encode
 from gridedge.outbox.store import Outbox, open_outbox, read_stats
+from tests.helpers import until
 
 T0 = 1_700_000_000.0
 BIG = 1 << 30
@@ -68,15 +67,6 @@ def envelope(i: int, *, ts: float = T0, urgent: bool = False, pad: int = 30) -> 
 
 def batch(start: int, count: int, *, ts: float = T0) -> list[Envelope]:
     return [envelope(i, ts=ts) for i in range(start, start + count)]
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``condition`` until it holds, failing after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
 
 
 async def everything(outbox: Outbox) -> list[Envelope]:
@@ -155,7 +145,7 @@ async def test_a_big_queue_is_committed_without_waiting_for_the_interval(tmp_pat
     async with open_outbox(make_config(tmp_path, commit_interval_s=3600.0)) as outbox:
         await outbox.append(batch(0, 1))  # the first commit after a quiet spell is immediate
         small = asyncio.create_task(outbox.append(batch(1, 1)))
-        await wait_until(lambda: outbox.pending == 1)
+        await until(lambda: outbox.pending == 1)
         async with asyncio.timeout(10):
             await outbox.append([envelope(i, pad=300) for i in range(2, 302)])
             await small
@@ -195,7 +185,7 @@ async def test_closing_commits_appends_that_are_still_queued(tmp_path: Path) -> 
     async with open_outbox(config) as outbox:
         await outbox.append(batch(0, 1))  # the first commit after a quiet spell is immediate
         tasks = [asyncio.create_task(outbox.append(batch(i, 1))) for i in range(1, 20)]
-        await wait_until(lambda: outbox.pending == 19)
+        await until(lambda: outbox.pending == 19)
     await asyncio.gather(*tasks)
     async with open_outbox(config) as outbox:
         assert body_ids(await everything(outbox)) == list(range(20))
@@ -442,7 +432,7 @@ async def fill_until_failing(outbox: Outbox) -> tuple[asyncio.Task[None], int]:
     while True:
         task = asyncio.create_task(outbox.append(batch(start, 50)))
         start += 50
-        await wait_until(lambda: task.done() or not outbox.healthy)  # noqa: B023 - awaited here
+        await until(lambda: task.done() or not outbox.healthy)  # noqa: B023 - awaited here
         if not outbox.healthy:
             return task, start
 
@@ -457,7 +447,7 @@ async def test_full_disk_under_drop_newest_holds_appends_until_delivery_frees_sp
         assert outbox.last_error is not None
         assert "full" in outbox.last_error
         queued = [asyncio.create_task(outbox.append(batch(start + 50 * k, 50))) for k in range(3)]
-        await wait_until(lambda: outbox.pending == 100)  # the third waits for room
+        await until(lambda: outbox.pending == 100)  # the third waits for room
         assert not any(task.done() for task in [blocked, *queued])
         await outbox.set_cursor("up", outbox.last_committed_seq)
         await asyncio.gather(blocked, *queued)
@@ -496,7 +486,7 @@ async def test_cancelling_the_owner_closes_the_outbox_and_keeps_committed_data(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await wait_until(lambda: threading.active_count() <= threads_before)
+    await until(lambda: threading.active_count() <= threads_before)
     async with open_outbox(config) as outbox:
         assert body_ids(await everything(outbox)) == [0, 1, 2]
 
