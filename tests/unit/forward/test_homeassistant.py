@@ -51,7 +51,8 @@ def test_every_builtin_driver_gives_a_valid_device_discovery_payload() -> None:
         assert topic_levels[3] == "config"
         assert set(topic_levels[2]) <= OBJECT_ID_CHARS
         payload = json.loads(message.payload)
-        assert payload["dev"]["ids"] and payload["dev"]["name"]
+        assert payload["dev"]["ids"]
+        assert payload["dev"]["name"]
         assert payload["o"]["name"] == "gridedge"
         assert payload["state_topic"].endswith("/state")
         assert payload["availability_mode"] == "all"
