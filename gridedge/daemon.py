@@ -68,7 +68,9 @@ async def run(
             sink = analytics = AnalyticsSink(sink, config.analytics, driver_limits(meters))
             runtime.analytics = analytics.stats
         links = await open_links(config.meters, config.drivers, stack)
-        await stack.enter_async_context(serve_http(config.http, runtime, Metrics(runtime)))
+        await stack.enter_async_context(
+            serve_http(config.http, runtime, Metrics(runtime, readings=config.http.readings))
+        )
         async with asyncio.TaskGroup() as tg:
             tasks = _start_polling(tg, config, links, sink, runtime.meters)
             forwarders = start_forwarders(

@@ -12,7 +12,7 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gridedge.errors import LinkError
@@ -41,6 +41,8 @@ class MeterState:
     # attempts. Lets the watchdog tell a loop stuck mid-attempt from one waiting for its tick.
     busy_since: float | None = None
     read_seconds: Histogram = field(default_factory=Histogram)
+    # The channel values of the last successful read (for readings metrics and status pages).
+    last_values: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,7 @@ async def _succeeded(
     state.samples += 1
     state.values += len(values)
     state.last_success_ts = ts
+    state.last_values = values
 
 
 async def _failed(

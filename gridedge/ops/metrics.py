@@ -28,6 +28,7 @@ from prometheus_client.core import (
 
 from gridedge import __version__
 from gridedge.ops.health import outbox_stats
+from gridedge.ops.readings import reading_families
 from gridedge.outbox.schema import DropReason, OutboxStats
 
 if TYPE_CHECKING:
@@ -55,10 +56,11 @@ class Metrics:
         *,
         clock: Callable[[], float] = time.time,
         process: bool = True,
+        readings: bool = False,
     ) -> None:
         self._runtime = runtime
         self.registry = CollectorRegistry(auto_describe=False)
-        self._collector = _RuntimeCollector(runtime, clock)
+        self._collector = _RuntimeCollector(runtime, clock, readings=readings)
         self.registry.register(self._collector)
         if process:
             ProcessCollector(registry=self.registry)
@@ -75,8 +77,11 @@ class Metrics:
 class _RuntimeCollector:
     """Builds every gridedge metric family from the runtime at collection time."""
 
-    def __init__(self, runtime: Runtime, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, runtime: Runtime, clock: Callable[[], float], *, readings: bool = False
+    ) -> None:
         self._runtime = runtime
+        self._readings = readings
         self._clock = clock
         self.stats: OutboxStats | None = None
 
@@ -90,6 +95,8 @@ class _RuntimeCollector:
             yield from _outbox_families(runtime.outbox, self.stats, self._clock())
         yield from _upstream_families(runtime.upstreams)
         yield from _analytics_families(runtime.analytics)
+        if self._readings:
+            yield from _reading_families(list(runtime.meters.values()), self._clock())
 
 
 def _meter_families(meters: list[MeterState]) -> Iterator[Metric]:
@@ -263,6 +270,22 @@ def _analytics_families(analytics: AnalyticsStats | None) -> Iterator[Metric]:
         "Analytics processing time per channel value (recent average).",
         analytics.seconds_per_value,
     )
+
+
+def _reading_families(meters: list[MeterState], now: float) -> Iterator[Metric]:
+    for family in reading_families(meters, now):
+        cls = CounterMetricFamily if family.metric.counter else GaugeMetricFamily
+        # prometheus_client appends _total to counter names itself.
+        name = (
+            family.metric.name.removesuffix("_total")
+            if family.metric.counter
+            else (family.metric.name)
+        )
+        labels = ["device", "phase"] if family.samples and family.samples[0][1] else ["device"]
+        out = cls(name, family.metric.help, labels=labels)
+        for device, phase, value in family.samples:
+            out.add_metric([device, phase] if len(labels) == 2 else [device], value)
+        yield out
 
 
 def _labelled(

@@ -21,11 +21,13 @@ class HttpConfig:
         enabled: whether to listen at all.
         host: address to bind; loopback unless a scraper on another machine needs it.
         port: TCP port; 0 picks a free one (logged as ``http.listening``).
+        readings: also export every meter's latest readings as ``gridedge_meter_*`` gauges.
     """
 
     enabled: bool = True
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    readings: bool = False
 
 
 def parse_http(t: Table) -> HttpConfig:
@@ -34,6 +36,7 @@ def parse_http(t: Table) -> HttpConfig:
         enabled=t.boolean("enabled", True),
         host=t.string("host", DEFAULT_HOST),
         port=t.integer("port", DEFAULT_PORT, min=0, max=65535),
+        readings=t.boolean("readings", False),
     )
     if any(ch.isspace() for ch in cfg.host):
         raise t.fail("host", f"expected an address without spaces, got {cfg.host!r}")

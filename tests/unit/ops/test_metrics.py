@@ -128,3 +128,36 @@ async def test_process_cpu_and_memory_are_exported() -> None:
     samples = parse_exposition(metrics.exposition().decode())
     assert samples["process_cpu_seconds_total"] > 0
     assert samples["process_resident_memory_bytes"] > 0
+
+
+async def test_readings_are_exported_in_base_units_with_phase_labels_only_when_asked() -> None:
+    """Volts per phase, joules for kWh energy counters, ratios for PF, and each reading's age."""
+    meter = meter_state(
+        "mains",
+        last_success_ts=T0 - 4.0,
+        last_values={
+            "voltage_l1": 231.5,
+            "voltage_l1_l2": 400.9,
+            "active_power": 1500.0,
+            "energy_import": 2.0,
+            "power_factor": 0.95,
+            "thd_current_l2": 12.0,
+            "x_vendor_thing": 7.0,
+        },
+    )
+    runtime = make_runtime(meter)
+    metrics = Metrics(runtime, clock=lambda: T0, process=False, readings=True)
+    await metrics.refresh()
+    samples = parse_exposition(metrics.exposition().decode())
+    assert samples['gridedge_meter_voltage_volts{device="mains",phase="l1"}'] == 231.5
+    assert samples['gridedge_meter_line_voltage_volts{device="mains",phase="l1_l2"}'] == 400.9
+    assert samples['gridedge_meter_active_power_watts{device="mains",phase="total"}'] == 1500.0
+    assert (
+        samples['gridedge_meter_active_energy_import_joules_total{device="mains",phase="total"}']
+        == 7.2e6
+    )
+    assert samples['gridedge_meter_current_thd_ratio{device="mains",phase="l2"}'] == 0.12
+    assert samples['gridedge_meter_last_reading_age_seconds{device="mains"}'] == 4.0
+    assert not any("vendor" in key for key in samples)
+    plain = Metrics(runtime, clock=lambda: T0, process=False)
+    assert b"gridedge_meter_voltage_volts" not in plain.exposition()
