@@ -128,3 +128,12 @@ async def test_process_cpu_and_memory_are_exported() -> None:
     samples = parse_exposition(metrics.exposition().decode())
     assert samples["process_cpu_seconds_total"] > 0
     assert samples["process_resident_memory_bytes"] > 0
+
+
+async def test_quarantined_envelopes_are_counted_per_upstream_and_reason() -> None:
+    """Each refusal reason of each upstream is its own counter."""
+    cloud = upstream_state("cloud", quarantined={"not_authorized": 4, "quota_exceeded": 1})
+    samples = await scrape(make_runtime(upstreams={"cloud": cloud}))
+    name = "gridedge_upstream_quarantined_envelopes_total"
+    assert samples[f'{name}{{reason="not_authorized",upstream="cloud"}}'] == 4
+    assert samples[f'{name}{{reason="quota_exceeded",upstream="cloud"}}'] == 1
