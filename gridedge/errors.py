@@ -15,6 +15,7 @@ so the rest of the daemon speaks only gridedge's own errors::
     └── ForwardError                talking to an upstream broker failed (carries ``broker``)
         ├── BrokerUnavailableError  connection refused, TLS failure, lost connection
         └── PublishRejectedError    the broker refused a publish or the credentials
+            └── MessageRefusedError one message refused by an MQTT 5 reason code (``code``)
 """
 
 from __future__ import annotations
@@ -113,3 +114,17 @@ class BrokerUnavailableError(ForwardError):
 
 class PublishRejectedError(ForwardError):
     """The broker refused the connection credentials or a publish."""
+
+
+class MessageRefusedError(PublishRejectedError):
+    """The broker refused one message with an MQTT 5 reason code (>= 0x80) and goes on.
+
+    Attributes:
+        code: the reason code, e.g. 0x87 (not authorized).
+        reason: a stable label for it (``not_authorized``), for metrics and the quarantine.
+    """
+
+    def __init__(self, broker: str, topic: str, code: int, name: str) -> None:
+        self.code = code
+        self.reason = "_".join(name.lower().replace("-", " ").split()) or f"code_{code:#04x}"
+        super().__init__(broker, f"publish to {topic} refused: {name} ({code:#04x})")

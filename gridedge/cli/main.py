@@ -123,6 +123,7 @@ def _upstreams(stats: dict[str, Any]) -> dict[str, object]:
             "oldest_unsent": _iso(oldest) if oldest is not None else None,
             "oldest_unsent_age_s": round(now - oldest, 1) if oldest is not None else None,
             "dropped_unsent": stats["dropped_unsent"].get(name, 0),
+            "quarantined": stats.get("quarantined", {}).get(name, {}),
         }
     return view
 

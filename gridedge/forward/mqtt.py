@@ -26,7 +26,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gridedge.errors import BrokerUnavailableError, ForwardError, PublishRejectedError
+from gridedge.errors import (
+    BrokerUnavailableError,
+    ForwardError,
+    MessageRefusedError,
+    PublishRejectedError,
+)
 from gridedge.forward.settings import MqttProtocol, UpstreamConfig
 from gridedge.forward.tls import TlsContext, describe_connect_error, tls_context
 
@@ -71,13 +76,14 @@ class MqttPublisher:
     @property
     def open(self) -> bool:
         """Whether the connection is up (CONNACK accepted, not failed, not closing)."""
-        connected = self._connack.done() and self._connack.exception() is None
+        connack = self._connack
+        connected = connack.done() and not connack.cancelled() and connack.exception() is None
         return connected and self._attached and self.error is None and not self._closing
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
         """Publish at QoS 1; the future completes on PUBACK.
 
-        The future fails with PublishRejectedError when the broker refuses the message (MQTT 5
+        The future fails with MessageRefusedError when the broker refuses the message (MQTT 5
         reason code) and with BrokerUnavailableError when the connection ends first.
         """
         done: asyncio.Future[None] = self._loop.create_future()
@@ -129,7 +135,9 @@ class MqttPublisher:
         self._attach()
         try:
             async with asyncio.timeout(config.connect_timeout_s):
-                await self._connack
+                # Shielded: the timeout must not cancel the future itself, which _close and
+                # the paho callbacks read afterwards.
+                await asyncio.shield(self._connack)
         except TimeoutError:
             raise BrokerUnavailableError(
                 self._broker, f"no CONNACK within {config.connect_timeout_s} s"
@@ -279,7 +287,9 @@ class MqttPublisher:
         if done is None or done.done():
             return
         if reason.is_failure:
-            done.set_exception(PublishRejectedError(self._broker, f"publish to {topic}: {reason}"))
+            done.set_exception(
+                MessageRefusedError(self._broker, topic, reason.value, reason.getName())
+            )
         else:
             done.set_result(None)
 
@@ -364,6 +374,8 @@ async def open_mqtt(
     Raises:
         BrokerUnavailableError: the broker cannot be reached, TLS fails, or the connection ends.
         PublishRejectedError: the broker refused the credentials or the status message.
+        asyncio.CancelledError: only when the caller is cancelled; every failure of the
+            attempt itself is one of the above.
         ForwardError: a local TLS file cannot be loaded.
     """
     tls = tls_context(config) if config.tls else None

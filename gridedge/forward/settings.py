@@ -57,6 +57,10 @@ class UpstreamConfig:
         max_batch_bytes: samples of one device are packed into one message up to this size.
         drain_rate: most envelopes per second while draining a backlog; 0 for no limit.
         connect_timeout_s: bound on TCP connect, TLS handshake and CONNACK.
+        puback_timeout_s: a message unanswered this long ends the connection (a broker that
+            answers pings but no publishes); default three keepalives.
+        stall_after_s: a backlog whose cursor has not moved for this long makes ``/health``
+            degraded.
         reconnect_min_s: first wait after a failed or lost connection.
         reconnect_max_s: cap of the wait, which doubles (with jitter) per failure.
         enabled: false keeps the table but neither forwards to it nor waits for it.
@@ -84,6 +88,8 @@ class UpstreamConfig:
     max_batch_bytes: int = 65536
     drain_rate: float = 10000.0
     connect_timeout_s: float = 10.0
+    puback_timeout_s: float = 180.0
+    stall_after_s: float = 300.0
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
     enabled: bool = True
@@ -119,6 +125,7 @@ def _upstream(t: Table, gateway_id: str, base_dir: Path) -> UpstreamConfig:
     if not _NAME_RE.match(name):
         raise t.fail("name", f"expected {_NAME_RULE}, got {name!r}")
     tls = t.boolean("tls", True)
+    keepalive_s = t.integer("keepalive_s", d.keepalive_s, min=5, max=65535)
     cfg = UpstreamConfig(
         name=name,
         host=t.string("host"),
@@ -133,7 +140,7 @@ def _upstream(t: Table, gateway_id: str, base_dir: Path) -> UpstreamConfig:
         password_env=t.string("password_env", None),
         client_id=t.string("client_id", f"{gateway_id}-{name}"),
         protocol=t.choice("protocol", MqttProtocol, d.protocol),
-        keepalive_s=t.integer("keepalive_s", d.keepalive_s, min=5, max=65535),
+        keepalive_s=keepalive_s,
         persistent_session=t.boolean("persistent_session", d.persistent_session),
         session_expiry_s=t.integer("session_expiry_s", d.session_expiry_s, min=0, max=2**32 - 1),
         topic_prefix=_topic_prefix(t),
@@ -142,6 +149,8 @@ def _upstream(t: Table, gateway_id: str, base_dir: Path) -> UpstreamConfig:
         max_batch_bytes=t.integer("max_batch_bytes", d.max_batch_bytes, min=1024, max=1 << 26),
         drain_rate=t.number("drain_rate", d.drain_rate, min=0.0),
         connect_timeout_s=t.number("connect_timeout_s", d.connect_timeout_s, min=0.1, max=600),
+        puback_timeout_s=t.number("puback_timeout_s", 3.0 * keepalive_s, min=0.1, max=86400),
+        stall_after_s=t.number("stall_after_s", d.stall_after_s, min=1, max=30 * 86400),
         reconnect_min_s=t.number("reconnect_min_s", d.reconnect_min_s, min=0.01, max=3600),
         reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, min=0.01, max=86400),
         enabled=t.boolean("enabled", True),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -28,6 +28,11 @@ class UpstreamState:
         last_seq: the last seq committed to the outbox.
         dropped_unsent: envelopes the outbox dropped (size/age policy) before this upstream
             had them, over the outbox file's life.
+        quarantined: envelopes the broker refused and the outbox keeps aside, by reason, over
+            the outbox file's life.
+        progress_ts: wall-clock time the cursor last moved or the backlog last began (None
+            before the forwarder started).
+        stall_after_s: a backlog with no progress for this long makes ``/health`` degraded.
     """
 
     name: str
@@ -45,6 +50,9 @@ class UpstreamState:
     cursor: int = 0
     last_seq: int = 0
     dropped_unsent: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    progress_ts: float | None = None
+    stall_after_s: float = 300.0
 
     @property
     def backlog(self) -> int:

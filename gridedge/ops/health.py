@@ -5,8 +5,10 @@ upstream is the outbox's business and may wait for a link that is down for days.
 
 - **failing** (HTTP 503): meters are configured and every one of them is offline; or the outbox
   is not open, or its last commit failed (nothing new can be kept).
-- **degraded** (HTTP 200): some meters are offline, an upstream is not connected, or the outbox
-  statistics could not be read.
+- **degraded** (HTTP 200): some meters are offline, an upstream is not connected, an upstream
+  has a backlog and its cursor has not moved for its ``stall_after_s`` (connected or not: a
+  broker that answers pings but no publishes looks connected), or the outbox statistics could
+  not be read.
 - **ok** (HTTP 200): everything else.
 
 A broker that cannot be reached is degraded, not failing: restarting the gateway cannot fix the
@@ -92,6 +94,9 @@ def assess(runtime: Runtime, stats: OutboxStats | None, now: float) -> Health:
     down = [name for name, up in runtime.upstreams.items() if not up.connected]
     if down:
         degraded.append("upstreams not connected: " + ", ".join(sorted(down)))
+    stalled = [name for name, up in runtime.upstreams.items() if _stalled(up, stats, now)]
+    if stalled:
+        degraded.append("upstreams making no progress: " + ", ".join(sorted(stalled)))
     status = Status.FAILING if failing else Status.DEGRADED if degraded else Status.OK
     problems = (*failing, *degraded)
     report: dict[str, object] = {
@@ -99,7 +104,7 @@ def assess(runtime: Runtime, stats: OutboxStats | None, now: float) -> Health:
         "problems": list(problems),
         "meters": {m.device: _meter(m, now) for m in meters},
         "outbox": _outbox(runtime, stats, now),
-        "upstreams": {n: _upstream(up, stats) for n, up in runtime.upstreams.items()},
+        "upstreams": {n: _upstream(up, stats, now) for n, up in runtime.upstreams.items()},
     }
     return Health(status, problems, report)
 
@@ -136,16 +141,29 @@ def _outbox(runtime: Runtime, stats: OutboxStats | None, now: float) -> dict[str
     return out
 
 
-def _upstream(up: UpstreamState, stats: OutboxStats | None) -> dict[str, object]:
-    backlog = stats.backlog.get(up.name) if stats is not None else None
+def _upstream(up: UpstreamState, stats: OutboxStats | None, now: float) -> dict[str, object]:
     return {
         "connected": up.connected,
         "last_publish": _iso(up.last_publish_ts),
         "last_error": up.last_error,
         "published": up.published,
         "acked": up.acked,
-        "backlog": backlog if backlog is not None else up.backlog,
+        "backlog": _backlog(up, stats),
+        "last_progress_age_s": None if up.progress_ts is None else _age(now, up.progress_ts),
+        "quarantined": dict(up.quarantined),
     }
+
+
+def _backlog(up: UpstreamState, stats: OutboxStats | None) -> int:
+    backlog = stats.backlog.get(up.name) if stats is not None else None
+    return backlog if backlog is not None else up.backlog
+
+
+def _stalled(up: UpstreamState, stats: OutboxStats | None, now: float) -> bool:
+    """A backlog, and no cursor move for ``stall_after_s`` (since the backlog began)."""
+    if up.progress_ts is None or _backlog(up, stats) == 0:
+        return False
+    return now - up.progress_ts >= up.stall_after_s
 
 
 def _age(now: float, ts: float) -> float:

@@ -246,6 +246,19 @@ def _upstream_families(upstreams: Mapping[str, UpstreamState]) -> Iterator[Metri
             if (value := read(state)) is not None
         }
         yield _labelled(cls, name, doc, "upstream", values)
+    yield _quarantined_family(upstreams)
+
+
+def _quarantined_family(upstreams: Mapping[str, UpstreamState]) -> Metric:
+    family = CounterMetricFamily(
+        "gridedge_upstream_quarantined_envelopes",
+        "Envelopes the broker refused (MQTT 5 reason code), kept aside in the outbox.",
+        labels=["upstream", "reason"],
+    )
+    for upstream, state in sorted(upstreams.items()):
+        for reason, count in sorted(state.quarantined.items()):
+            family.add_metric([upstream, reason], float(count))
+    return family
 
 
 def _analytics_families(analytics: AnalyticsStats | None) -> Iterator[Metric]:

@@ -227,6 +227,8 @@ class OutboxStats:
         cursors: upstream -> the last seq it acknowledged.
         backlog: upstream -> envelopes stored after its cursor.
         oldest_unsent_ts: upstream -> ts of the first envelope after its cursor, or None.
+        quarantined: upstream -> reason -> envelopes its broker refused, kept aside (see
+            :mod:`gridedge.outbox.quarantine`).
     """
 
     rows: int
@@ -242,6 +244,7 @@ class OutboxStats:
     cursors: Mapping[str, int]
     backlog: Mapping[str, int]
     oldest_unsent_ts: Mapping[str, float | None]
+    quarantined: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 def build_stats(

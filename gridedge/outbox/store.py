@@ -20,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import aiosqlite
 from gridedge.errors import OutboxError
 from gridedge.log import FailureStreak, get_logger
 from gridedge.model import Envelope
+from gridedge.outbox import quarantine
 from gridedge.outbox import schema as sql
 from gridedge.outbox.queue import CommitQueue, QueueLimits
 from gridedge.outbox.schema import DropReason, OutboxStats, Row, Tally
@@ -371,7 +372,43 @@ class Outbox:
             upstreams = await _fetch(self._reader, sql.SELECT_UPSTREAMS)
             counters = await _fetch(self._reader, sql.SELECT_COUNTERS)
         file_bytes = _file_bytes(self._path)
-        return sql.build_stats(summary, upstreams, counters, self._store.bytes, file_bytes)
+        stats = sql.build_stats(summary, upstreams, counters, self._store.bytes, file_bytes)
+        return replace(stats, quarantined=await self._quarantine_counts())
+
+    # --- quarantine (see gridedge.outbox.quarantine) ----------------------------------------
+
+    async def quarantine(self, upstream: str, seqs: Sequence[int], reason: str) -> int:
+        """Keep a copy of the envelopes ``seqs`` aside for ``upstream``, refused for ``reason``;
+        how many were added (a seq already there, or no longer stored, is skipped).
+
+        Committed before it returns, on a connection of its own (the writer's group commits
+        are not held up, and cannot roll this back), so the cursor may pass them afterwards.
+
+        Raises:
+            OutboxError: SQLite failed; nothing was added.
+        """
+        self._queue.check_open()
+        with _mapped(f"cannot write the quarantine of {self._path}"):
+            async with aiosqlite.connect(self._path, isolation_level=None) as db:
+                await db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                await db.execute("BEGIN IMMEDIATE")
+                before = db.total_changes
+                for batch in quarantine.batches(seqs):
+                    params = (upstream, reason, time.time(), *batch)
+                    await db.execute(quarantine.insert_statement(len(batch)), params)
+                added = db.total_changes - before
+                await db.commit()
+        return added
+
+    async def quarantined(self, upstream: str) -> dict[str, int]:
+        """Envelopes set aside for ``upstream`` over the file's life, by reason."""
+        return (await self._quarantine_counts()).get(upstream, {})
+
+    async def _quarantine_counts(self) -> dict[str, dict[str, int]]:
+        self._queue.check_open()
+        with _mapped(f"cannot read outbox {self._path}"):
+            rows = await _fetch(self._reader, quarantine.SELECT_COUNTS)
+        return quarantine.counts_by_upstream(rows)
 
     async def _read_envelopes(self, query: str, cursor: int, limit: int) -> list[Envelope]:
         self._queue.check_open()
@@ -417,6 +454,7 @@ async def open_outbox(
             stack.push_async_callback(db.close)
             pragmas = await _configure(db, config, max_page_count)
             await _check_and_create(db, path, check=unclean, log=log)
+            await db.execute(quarantine.SCHEMA)
             reader = await aiosqlite.connect(_read_only_uri(path), uri=True, isolation_level=None)
             stack.push_async_callback(reader.close)
             await reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
@@ -453,15 +491,25 @@ def read_stats(path: Path) -> OutboxStats:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version != sql.SCHEMA_VERSION:
                 raise OutboxError(f"{path} is not a gridedge outbox (schema {version})")
-            return sql.build_stats(
+            stats = sql.build_stats(
                 db.execute(sql.SELECT_SUMMARY).fetchone(),
                 db.execute(sql.SELECT_UPSTREAMS).fetchall(),
                 db.execute(sql.SELECT_COUNTERS).fetchall(),
                 db.execute(sql.SELECT_TOTAL_BYTES).fetchone()[0],
                 _file_bytes(path),
             )
+            return replace(stats, quarantined=_read_quarantine_counts(db))
         finally:
             db.close()
+
+
+def _read_quarantine_counts(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    try:
+        return quarantine.counts_by_upstream(db.execute(quarantine.SELECT_COUNTS).fetchall())
+    except sqlite3.OperationalError as exc:
+        if quarantine.is_missing_table(exc):
+            return {}  # a file no daemon of this version has opened yet
+        raise
 
 
 def _file_bytes(path: Path) -> int:

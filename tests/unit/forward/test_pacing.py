@@ -1,4 +1,4 @@
-"""Reconnect backoff and drain rate limit, and the acknowledged-prefix window (all pure)."""
+"""Reconnect backoff and drain rate limit (both pure)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridedge.forward.backoff import Backoff, RateLimit
-from gridedge.forward.window import AckWindow
 
 
 @given(
@@ -84,56 +83,3 @@ def test_rate_limit_waits_off_its_debt() -> None:
     limit.take(200, 0.0)
     assert limit.delay(0.0) == pytest.approx(1.0)
     assert limit.delay(1.0) == 0.0
-
-
-@st.composite
-def chunks_and_acks(draw: st.DrawFn) -> tuple[list[tuple[int, set[int]]], list[int]]:
-    """Chunks (through seq, message ids) in read order and an arbitrary order of acks."""
-    count = draw(st.integers(1, 12))
-    throughs = sorted(draw(st.sets(st.integers(1, 1000), min_size=count, max_size=count)))
-    message_ids = iter(range(10_000))
-    chunks = [
-        (through, {next(message_ids) for _ in range(draw(st.integers(0, 4)))})
-        for through in throughs
-    ]
-    acks = draw(st.permutations(sorted({m for _, ms in chunks for m in ms})))
-    return chunks, list(acks)
-
-
-@given(case=chunks_and_acks())
-def test_cursor_moves_only_over_chunks_whose_messages_are_all_acknowledged(
-    case: tuple[list[tuple[int, set[int]]], list[int]],
-) -> None:
-    """Whatever the ack order, the cursor is the end of the longest fully acknowledged prefix."""
-    chunks, acks = case
-    window = AckWindow(cursor=0)
-    for through, messages in chunks:
-        window.add(through, messages)
-    acked: set[int] = set()
-    for message in [None, *acks]:
-        if message is not None:
-            window.ack(message)
-            acked.add(message)
-        expected = 0
-        for through, messages in chunks:
-            if not messages <= acked:
-                break
-            expected = through
-        assert window.cursor == expected
-    assert window.chunks == 0
-
-
-def test_a_chunk_also_waits_for_the_urgent_message_that_carried_one_of_its_envelopes() -> None:
-    """An alert sent ahead is one more message its chunk waits for."""
-    window = AckWindow(cursor=10)
-    assert not window.add(20, {7, 1})  # 7: the alert's message, published earlier
-    assert not window.ack(1)
-    assert window.ack(7)
-    assert window.cursor == 20
-
-
-def test_a_chunk_must_follow_the_previous_one() -> None:
-    """Chunks are added in seq order, after the cursor."""
-    window = AckWindow(cursor=10)
-    with pytest.raises(ValueError, match="does not follow"):
-        window.add(10, set())

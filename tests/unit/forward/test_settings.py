@@ -36,6 +36,18 @@ def test_an_upstream_defaults_to_tls_on_8883_with_qos_1_and_a_per_gateway_client
     assert up.broker == "mqtt.example.com:8883"
 
 
+def test_the_puback_timeout_defaults_to_three_keepalives_and_can_be_set(tmp_path: Path) -> None:
+    """A silent broker is given up after 3 keepalives unless puback_timeout_s says otherwise."""
+    default, tuned = _parse(
+        tmp_path,
+        {"name": "a", "host": "h", "keepalive_s": 20},
+        {"name": "b", "host": "h", "puback_timeout_s": 7.5, "stall_after_s": 60},
+    ).upstreams
+    assert default.puback_timeout_s == 60.0
+    assert default.stall_after_s == 300.0
+    assert (tuned.puback_timeout_s, tuned.stall_after_s) == (7.5, 60.0)
+
+
 def test_plain_tcp_needs_tls_false_and_defaults_to_1883(tmp_path: Path) -> None:
     """tls = false, written out, selects plain TCP on 1883."""
     (up,) = _parse(tmp_path, {"name": "lan", "host": "10.0.0.5", "tls": False}).upstreams
@@ -81,6 +93,8 @@ def test_relative_tls_and_password_files_resolve_against_the_config_folder(
         ({"reconnect_min_s": 5, "reconnect_max_s": 1}, "upstreams[0].reconnect_max_s", "least"),
         ({"passwrd_file": "f"}, "upstreams[0].passwrd_file", "did you mean 'password_file'"),
         ({"name": "a/b"}, "upstreams[0].name", "letters, digits"),
+        ({"puback_timeout_s": 0}, "upstreams[0].puback_timeout_s", "at least 0.1"),
+        ({"stall_after_s": "soon"}, "upstreams[0].stall_after_s", "expected a number"),
     ],
 )
 def test_upstream_mistakes_name_their_dotted_key(

@@ -119,5 +119,27 @@ async def test_report_shows_each_component_with_last_poll_and_publish() -> None:
             "published": 8,
             "acked": 7,
             "backlog": 3,
+            "last_progress_age_s": None,
+            "quarantined": {},
         }
     }
+
+
+async def test_a_connected_upstream_whose_backlog_makes_no_progress_degrades_health() -> None:
+    """A backlog with no cursor move for stall_after_s is degraded even while connected."""
+    outbox = FakeOutbox(rows=5, backlog={"cloud": 3}, oldest_unsent_ts={"cloud": T0 - 30})
+    stuck = upstream_state("cloud", progress_ts=T0 - 61, stall_after_s=60.0)
+    health = await judge(make_runtime(outbox=outbox, upstreams={"cloud": stuck}))
+    assert health.status == "degraded"
+    assert health.problems == ("upstreams making no progress: cloud",)
+    assert health.report["upstreams"]["cloud"]["last_progress_age_s"] == 61.0  # type: ignore[index]
+
+
+async def test_an_upstream_without_backlog_or_within_its_stall_time_is_ok() -> None:
+    """No backlog, or a move more recent than stall_after_s, is not a stall."""
+    idle = FakeOutbox(rows=5, backlog={"cloud": 0})
+    old = upstream_state("cloud", progress_ts=T0 - 3600, stall_after_s=60.0)
+    assert (await judge(make_runtime(outbox=idle, upstreams={"cloud": old}))).status == "ok"
+    busy = FakeOutbox(rows=5, backlog={"cloud": 3})
+    recent = upstream_state("cloud", progress_ts=T0 - 59, stall_after_s=60.0)
+    assert (await judge(make_runtime(outbox=busy, upstreams={"cloud": recent}))).status == "ok"

@@ -161,3 +161,12 @@ async def test_readings_are_exported_in_base_units_with_phase_labels_only_when_a
     assert not any("vendor" in key for key in samples)
     plain = Metrics(runtime, clock=lambda: T0, process=False)
     assert b"gridedge_meter_voltage_volts" not in plain.exposition()
+
+
+async def test_quarantined_envelopes_are_counted_per_upstream_and_reason() -> None:
+    """Each refusal reason of each upstream is its own counter."""
+    cloud = upstream_state("cloud", quarantined={"not_authorized": 4, "quota_exceeded": 1})
+    samples = await scrape(make_runtime(upstreams={"cloud": cloud}))
+    name = "gridedge_upstream_quarantined_envelopes_total"
+    assert samples[f'{name}{{reason="not_authorized",upstream="cloud"}}'] == 4
+    assert samples[f'{name}{{reason="quota_exceeded",upstream="cloud"}}'] == 1
