@@ -9,9 +9,12 @@ one ``TaskGroup``. An unexpected exception in any activity ends ``run`` with tha
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 
+from gridedge import __version__
 from gridedge.analytics.stage import AnalyticsSink, driver_limits
 from gridedge.config import Config
 from gridedge.forward.forwarder import start_forwarders
@@ -20,6 +23,7 @@ from gridedge.links import Link
 from gridedge.links.factory import open_links
 from gridedge.log import get_logger
 from gridedge.model import Sink
+from gridedge.ops.health import fleet_report
 from gridedge.ops.http import serve_http
 from gridedge.ops.metrics import Metrics
 from gridedge.ops.runtime import Runtime
@@ -80,6 +84,9 @@ async def run(
                 gateway=config.gateway.id,
                 outbox=outbox,
                 states=runtime.upstreams,
+                meters=[(m.id, config.drivers[m.driver]) for m in config.meters],
+                health=functools.partial(_fleet_report, runtime, started=time.time()),
+                version=__version__,
             )
             tasks = [*tasks, *forwarders]
             supervisor = tg.create_task(supervise_forever(notifier, runtime), name="watchdog")
@@ -101,6 +108,10 @@ async def run(
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 await analytics.flush()
     _log.info("daemon.stopped")
+
+
+async def _fleet_report(runtime: Runtime, *, started: float) -> bytes:
+    return await fleet_report(runtime, started=started, version=__version__, now=time.time())
 
 
 def _start_polling(

@@ -17,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
+from gridedge.drivers import Driver
 from gridedge.errors import BrokerUnavailableError, ForwardError, OutboxError
 from gridedge.forward.backoff import Backoff, RateLimit
+from gridedge.forward.homeassistant import HomeAssistantBridge
+from gridedge.forward.influx import pack_lines
 from gridedge.forward.ledger import Ledger
-from gridedge.forward.payload import Identity
-from gridedge.forward.session import READ_CHUNK, Publisher, Session, Upstream
-from gridedge.forward.settings import UpstreamConfig, read_password
+from gridedge.forward.payload import Identity, pack
+from gridedge.forward.session import READ_CHUNK, Mirror, Packer, Publisher, Session, Upstream
+from gridedge.forward.settings import PayloadFormat, UpstreamConfig, read_password
 from gridedge.forward.state import UpstreamState
 from gridedge.log import FailureStreak, get_logger
 from gridedge.outbox.store import Outbox
@@ -38,6 +41,8 @@ _FINAL_SAVE_TIMEOUT_S = 1.0
 
 
 Connect = Callable[[], AbstractAsyncContextManager[Publisher]]
+HealthReport = Callable[[], Awaitable[bytes]]
+"""The gateway's health report as a JSON payload (built by the daemon from its runtime)."""
 
 
 class Forwarder:
@@ -50,6 +55,8 @@ class Forwarder:
         state: filled with live state.
         connect: opens one connection (default: MQTT as configured); a seam for tests.
         clock: monotonic seconds, for the drain rate and the PUBACK timeout.
+        mirror: retained side messages (Home Assistant), when the upstream has them.
+        health: the gateway's health report, published every ``health_interval_s``.
     """
 
     def __init__(
@@ -61,7 +68,12 @@ class Forwarder:
         *,
         connect: Connect | None = None,
         clock: Callable[[], float] = time.monotonic,
+        mirror: Mirror | None = None,
+        health: HealthReport | None = None,
     ) -> None:
+        self._mirror = mirror
+        self._health = health
+        self._pack: Packer = pack_lines if config.format is PayloadFormat.INFLUX else pack
         self._config = config
         self._outbox = outbox
         self._identity = identity
@@ -129,7 +141,18 @@ class Forwarder:
             wake=self._wake,
             on_progress=self._delivered,
             clock=self._clock,
+            pack=self._pack,
+            mirror=self._mirror,
         )
+
+    async def _health_forever(self, publisher: Publisher) -> None:
+        """Publish the retained health report while the connection lasts."""
+        assert self._health is not None
+        while True:
+            payload = await self._health()
+            done = publisher.publish(self._identity.health_topic, payload, retain=True)
+            done.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+            await asyncio.sleep(self._config.health_interval_s)  # a period, not a wait
 
     async def _connect_forever(self) -> None:
         config, state = self._config, self.state
@@ -181,7 +204,14 @@ class Forwarder:
                     cursor=state.cursor,
                     backlog=state.backlog,
                 )
-                await Session(upstream, publisher).pump()
+                reporter = None
+                if self._health is not None and self._config.health_interval_s > 0:
+                    reporter = asyncio.create_task(self._health_forever(publisher))
+                try:
+                    await Session(upstream, publisher).pump()
+                finally:
+                    if reporter is not None:
+                        reporter.cancel()
         except asyncio.CancelledError:
             if task is None or task.cancelling() > cancelling:
                 raise  # cancelled from outside: the forwarder stops
@@ -207,6 +237,9 @@ def start_forwarders(
     gateway: str,
     outbox: Outbox,
     states: dict[str, UpstreamState],
+    meters: Sequence[tuple[str, Driver]] = (),
+    health: HealthReport | None = None,
+    version: str = "",
 ) -> list[asyncio.Task[None]]:
     """Start one forwarder per enabled upstream in ``tg``; their states go into ``states``.
 
@@ -217,6 +250,9 @@ def start_forwarders(
         gateway: the gateway's id (a topic level).
         outbox: where the envelopes come from.
         states: filled with each forwarder's live state, by upstream name.
+        meters: every meter's id and driver (for Home Assistant discovery).
+        health: the gateway's health report, for the periodic ``health`` message.
+        version: gridedge's version, announced to Home Assistant.
     """
     tasks = []
     for upstream in upstreams:
@@ -235,6 +271,11 @@ def start_forwarders(
         )
         if not upstream.tls:
             _log.warning("forward.plaintext", upstream=upstream.name, broker=upstream.broker)
-        forwarder = Forwarder(upstream, outbox, identity, state)
+        mirror = None
+        if upstream.home_assistant:
+            mirror = HomeAssistantBridge(
+                meters, identity, discovery_prefix=upstream.discovery_prefix, version=version
+            )
+        forwarder = Forwarder(upstream, outbox, identity, state, mirror=mirror, health=health)
         tasks.append(tg.create_task(forwarder.run(), name=f"forward:{upstream.name}"))
     return tasks

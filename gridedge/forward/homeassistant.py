@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from gridedge.channels import CHANNELS
 from gridedge.drivers import Driver
 from gridedge.forward.payload import Identity, Message
+from gridedge.model import Envelope
 
 ORIGIN = "gridedge"
 _OBJECT_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -193,3 +194,76 @@ def discovery_messages(
 
 def _json(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class HomeAssistantBridge:
+    """One upstream's Home Assistant side (a :class:`~gridedge.forward.session.Mirror`).
+
+    On every connection it announces each meter (discovery, then its latest state) and listens
+    to ``<discovery_prefix>/status`` (Home Assistant's birth message: announce again) and to the
+    retained discovery configs, removing those of this gateway whose meter left the config.
+    """
+
+    def __init__(
+        self,
+        meters: Iterable[tuple[str, Driver]],
+        identity: Identity,
+        *,
+        discovery_prefix: str = "homeassistant",
+        version: str = "",
+    ) -> None:
+        self._meters = dict(meters)
+        self._identity = identity
+        self._prefix = discovery_prefix
+        self._version = version
+        self._states = {device: DeviceState() for device in self._meters}
+        self._ours = {object_id(identity, device) for device in self._meters}
+        self._base = f"{identity.prefix}/{identity.site}/{identity.gateway}/"
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """Home Assistant's status topic and every retained device discovery config."""
+        return [f"{self._prefix}/status", f"{self._prefix}/device/+/config"]
+
+    def on_connect(self) -> list[Message]:
+        """Discovery for every meter, then the state of those that reported already."""
+        messages = discovery_messages(
+            self._meters.items(),
+            self._identity,
+            discovery_prefix=self._prefix,
+            version=self._version,
+        )
+        messages += [
+            Message(state_topic(self._identity, d), s.payload(), seqs=())
+            for d, s in self._states.items()
+            if s.values
+        ]
+        return messages
+
+    def on_envelopes(self, envelopes: Iterable[Envelope]) -> list[Message]:
+        """The new state of every meter these envelopes changed."""
+        changed: dict[str, DeviceState] = {}
+        for envelope in envelopes:
+            state = self._states.get(envelope.device)
+            if state is not None and state.apply(envelope.kind.value, envelope.body):
+                changed[envelope.device] = state
+        return [
+            Message(state_topic(self._identity, d), s.payload(), seqs=())
+            for d, s in changed.items()
+        ]
+
+    def on_message(self, topic: str, payload: bytes) -> list[Message]:
+        """Announce again when Home Assistant comes online; remove meters no longer here."""
+        if topic == f"{self._prefix}/status":
+            return self.on_connect() if payload.strip() == b"online" else []
+        levels = topic.split("/")
+        if len(levels) < 3 or not payload or levels[-2] in self._ours:
+            return []
+        try:
+            config = json.loads(payload)
+        except ValueError:
+            return []
+        announced = config.get("state_topic") if isinstance(config, dict) else None
+        if isinstance(announced, str) and announced.startswith(self._base):
+            return [Message(topic, b"", seqs=())]  # one of ours, for a meter that was removed
+        return []

@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -33,6 +32,7 @@ from gridedge.errors import (
     PublishRejectedError,
 )
 from gridedge.forward.settings import MqttProtocol, UpstreamConfig
+from gridedge.forward.thread import in_thread
 from gridedge.forward.tls import TlsContext, describe_connect_error, tls_context
 
 __all__ = ["MqttPublisher", "open_mqtt"]
@@ -41,7 +41,6 @@ _MISC_INTERVAL_S = 1.0  # paho's keepalive bookkeeping wants a call about once a
 _CLOSE_TIMEOUT_S = 1.0
 _CREDENTIAL_CODES = frozenset({134, 135})  # MQTT 5 "bad user name or password", "not authorized"
 _MAX_PENDING_READS = 64
-_T = TypeVar("_T")
 
 
 class MqttPublisher:
@@ -64,11 +63,13 @@ class MqttPublisher:
         self._closing = False
         self._misc: asyncio.Task[None] | None = None
         self._last_log: str | None = None
+        self._on_message: Callable[[str, bytes], None] | None = None
         self.error: ForwardError | None = None
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_log = self._on_log
+        client.on_message = self._message
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
@@ -101,6 +102,16 @@ class MqttPublisher:
             self._pending[info.mid] = (done, topic)
         return done
 
+    def subscribe(self, topics: Sequence[str], on_message: Callable[[str, bytes], None]) -> None:
+        """Subscribe at QoS 1; every message on ``topics`` goes to ``on_message``."""
+        self._on_message = on_message
+        if self.open:
+            self._client.subscribe([(topic, 1) for topic in topics])
+
+    def _message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if self._on_message is not None:
+            self._on_message(message.topic, bytes(message.payload))
+
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once when the connection ends (at once if it has ended)."""
         if self.error is not None:
@@ -120,7 +131,7 @@ class MqttPublisher:
             except (OSError, ValueError) as exc:
                 return exc
 
-        done = _in_thread(connect)
+        done = in_thread(connect)
         try:
             outcome = await asyncio.shield(done)
         except asyncio.CancelledError:
@@ -308,29 +319,6 @@ class MqttPublisher:
     def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         if self._attached and self._fd >= 0:
             self._loop.remove_writer(self._fd)
-
-
-def _in_thread(work: Callable[[], _T]) -> asyncio.Future[_T]:
-    """Run blocking ``work`` (which must not raise) in a daemon thread; its result as a future.
-
-    Not the loop's default executor: a connect to an unreachable broker may block for
-    ``connect_timeout_s``, and ``asyncio.run`` waits for executor threads before the process
-    can exit. A daemon thread still running then is simply dropped.
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[_T] = loop.create_future()
-
-    def settle(result: _T) -> None:
-        if not done.done():
-            done.set_result(result)
-
-    def run() -> None:
-        result = work()
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
-            loop.call_soon_threadsafe(settle, result)
-
-    threading.Thread(target=run, name="gridedge-mqtt-connect", daemon=True).start()
-    return done
 
 
 def _connect_options(config: UpstreamConfig) -> dict[str, Any]:

@@ -59,6 +59,11 @@ class Identity:
         """The retained ``online``/``offline`` topic of the gateway."""
         return f"{self.prefix}/{self.site}/{self.gateway}/status"
 
+    @property
+    def health_topic(self) -> str:
+        """The retained topic of the gateway's periodic health report."""
+        return f"{self.prefix}/{self.site}/{self.gateway}/health"
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,6 +26,7 @@ from gridedge.forward.payload import Identity, Message, pack
 from gridedge.forward.settings import UpstreamConfig
 from gridedge.forward.state import UpstreamState
 from gridedge.log import get_logger
+from gridedge.model import Envelope
 from gridedge.outbox.store import Outbox
 
 _log = get_logger("forward")
@@ -45,6 +46,35 @@ class Publisher(Protocol):
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the connection ends."""
+
+    def subscribe(self, topics: Sequence[str], on_message: Callable[[str, bytes], None]) -> None:
+        """Subscribe at QoS 1; messages on ``topics`` go to ``on_message``."""
+
+
+Packer = Callable[[Sequence[Envelope], Identity, int], list[Message]]
+"""Turns envelopes into messages of one payload format (JSON, line protocol)."""
+
+
+class Mirror(Protocol):
+    """Retained messages an upstream publishes beside the envelope stream (not in the ledger):
+    Home Assistant's discovery and state topics."""
+
+    @property
+    def subscriptions(self) -> Sequence[str]:
+        """Topics whose messages go to :meth:`on_message`."""
+        ...
+
+    def on_connect(self) -> list[Message]:
+        """What to publish on every new connection."""
+        ...
+
+    def on_envelopes(self, envelopes: Sequence[Envelope]) -> list[Message]:
+        """What to publish for envelopes about to be sent."""
+        ...
+
+    def on_message(self, topic: str, payload: bytes) -> list[Message]:
+        """What to publish in answer to a message received."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +112,8 @@ class Upstream:
     on_progress: Callable[[], None]
     clock: Callable[[], float] = time.monotonic
     reasons_logged: set[str] = field(default_factory=set)
+    pack: Packer = pack
+    mirror: Mirror | None = None
 
 
 class Session:
@@ -97,8 +129,20 @@ class Session:
         self._cursor = upstream.ledger.cursor
         publisher.on_close(upstream.wake.set)
 
+    def _side(self, messages: list[Message]) -> None:
+        """Publish retained side messages; their outcome changes no delivery state."""
+        for message in messages:
+            done = self._pub.publish(message.topic, message.payload, retain=True)
+            done.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+
     async def pump(self) -> None:
         """Publish until the connection fails (raises ForwardError) or the task is cancelled."""
+        mirror = self._up.mirror
+        if mirror is not None:
+            self._pub.subscribe(
+                mirror.subscriptions, lambda t, p: self._side(mirror.on_message(t, p))
+            )
+            self._side(mirror.on_connect())
         wake = self._up.wake
         while True:
             wake.clear()
@@ -141,7 +185,10 @@ class Session:
             urgent = await up.outbox.read_urgent_after(ledger.urgent_after, self._room())
             if not urgent:
                 break
-            for message in pack(ledger.take_urgent(urgent), up.identity, up.config.max_batch_bytes):
+            taken = ledger.take_urgent(urgent)
+            if up.mirror is not None:
+                self._side(up.mirror.on_envelopes(taken))
+            for message in up.pack(taken, up.identity, up.config.max_batch_bytes):
                 self._send(message, urgent=True)
                 progressed = True
         self._rate_delay = 0.0
@@ -176,7 +223,9 @@ class Session:
                 after_seq=after,
             )
         fresh = ledger.take_backlog(chunk)
-        self._staged.extend(pack(fresh, up.identity, up.config.max_batch_bytes))
+        if up.mirror is not None:
+            self._side(up.mirror.on_envelopes(fresh))
+        self._staged.extend(up.pack(fresh, up.identity, up.config.max_batch_bytes))
         self._moved()
         return True
 

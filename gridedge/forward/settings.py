@@ -22,6 +22,15 @@ _NAME_RULE = "1-64 letters, digits, '_', '.', '-'"
 _TLS_KEYS = ("ca_file", "cert_file", "key_file")
 
 
+class PayloadFormat(StrEnum):
+    """How envelopes are written into MQTT messages."""
+
+    JSON = "json"
+    """gridedge's JSON objects (see the README's payload description)."""
+    INFLUX = "influx"
+    """InfluxDB line protocol, one line per envelope (for Telegraf's ``data_format = "influx"``)."""
+
+
 class MqttProtocol(StrEnum):
     """The MQTT protocol version spoken to a broker."""
 
@@ -64,6 +73,11 @@ class UpstreamConfig:
         reconnect_min_s: first wait after a failed or lost connection.
         reconnect_max_s: cap of the wait, which doubles (with jitter) per failure.
         enabled: false keeps the table but neither forwards to it nor waits for it.
+        format: ``json`` or ``influx`` (line protocol) for envelope messages.
+        home_assistant: publish Home Assistant MQTT discovery and a flat state topic per meter.
+        discovery_prefix: Home Assistant's discovery prefix.
+        health_interval_s: seconds between retained ``health`` messages of the gateway; 0 for
+            none.
     """
 
     name: str
@@ -93,6 +107,10 @@ class UpstreamConfig:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
     enabled: bool = True
+    format: PayloadFormat = PayloadFormat.JSON
+    home_assistant: bool = False
+    discovery_prefix: str = "homeassistant"
+    health_interval_s: float = 60.0
 
     @property
     def broker(self) -> str:
@@ -154,10 +172,21 @@ def _upstream(t: Table, gateway_id: str, base_dir: Path) -> UpstreamConfig:
         reconnect_min_s=t.number("reconnect_min_s", d.reconnect_min_s, min=0.01, max=3600),
         reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, min=0.01, max=86400),
         enabled=t.boolean("enabled", True),
+        format=t.choice("format", PayloadFormat, d.format),
+        home_assistant=t.boolean("home_assistant", d.home_assistant),
+        discovery_prefix=_discovery_prefix(t),
+        health_interval_s=t.number("health_interval_s", d.health_interval_s, min=0.0, max=86400),
     )
     _check(t, cfg)
     t.finish()
     return cfg
+
+
+def _discovery_prefix(t: Table) -> str:
+    prefix = t.string("discovery_prefix", "homeassistant")
+    if not prefix or any(c in prefix for c in "+#") or prefix.startswith("/"):
+        raise t.fail("discovery_prefix", f"expected topic levels without + or #, got {prefix!r}")
+    return str(prefix).rstrip("/")
 
 
 def _check(t: Table, cfg: UpstreamConfig) -> None:

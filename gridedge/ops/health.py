@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -174,3 +175,28 @@ def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+async def fleet_report(runtime: Runtime, *, started: float, version: str, now: float) -> bytes:
+    """The retained ``health`` message a gateway publishes upstream, for fleets behind NAT.
+
+    The ``/health`` report, plus what a central side needs to see at a glance: version,
+    uptime, meters online out of configured, and each upstream's backlog and oldest unsent age.
+    """
+    stats = await outbox_stats(runtime, 2.0)
+    verdict = assess(runtime, stats, now)
+    meters = list(runtime.meters.values())
+    summary: dict[str, object] = {
+        "ts": _iso(now),
+        "version": version,
+        "uptime_s": round(max(0.0, now - started), 1),
+        "meters_online": sum(1 for m in meters if m.online),
+        "meters_total": len(meters),
+    }
+    if stats is not None:
+        summary["backlog"] = dict(stats.backlog)
+        summary["oldest_unsent_age_s"] = {
+            name: None if ts is None else _age(now, ts)
+            for name, ts in stats.oldest_unsent_ts.items()
+        }
+    return json.dumps({**verdict.report, **summary}, separators=(",", ":")).encode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -56,6 +56,11 @@ class FakeConnection:
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the connection is lost."""
         self._callbacks.append(callback)
+
+    def subscribe(self, topics: Sequence[str], on_message: Callable[[str, bytes], None]) -> None:
+        """Record the subscription; tests deliver messages through ``on_message`` themselves."""
+        self.subscriptions = list(topics)
+        self.deliver = on_message
 
     def lose(self) -> None:
         """Drop the connection: unanswered publishes fail."""

@@ -178,3 +178,28 @@ def test_the_commented_upstream_example_is_valid_once_uncommented(tmp_path: Path
     assert up.tls
     assert up.cert_file == tmp_path / "gateway.pem"
     assert up.client_id == "gw-demo-01-cloud"
+
+
+def test_integrations_default_off_and_are_checked(tmp_path: Path) -> None:
+    """JSON, no Home Assistant, a health message a minute; a bad format or prefix names its key."""
+    (up,) = _parse(tmp_path, {"name": "a", "host": "h"}).upstreams
+    assert (up.format.value, up.home_assistant, up.discovery_prefix) == (
+        "json",
+        False,
+        "homeassistant",
+    )
+    assert up.health_interval_s == 60.0
+    (ha,) = _parse(
+        tmp_path,
+        {
+            "name": "a",
+            "host": "h",
+            "format": "influx",
+            "home_assistant": True,
+            "discovery_prefix": "ha/",
+        },
+    ).upstreams
+    assert (ha.format.value, ha.home_assistant, ha.discovery_prefix) == ("influx", True, "ha")
+    assert "format" in str(_error(tmp_path, {"name": "a", "host": "h", "format": "xml"}))
+    bad = _error(tmp_path, {"name": "a", "host": "h", "discovery_prefix": "home/#"})
+    assert "discovery_prefix" in str(bad)
