@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 
 from gridedge import __version__
 from gridedge.analytics.stage import AnalyticsSink, driver_limits
-from gridedge.config import Config
+from gridedge.config import Config, MeterConfig, SimulatedLinkConfig
 from gridedge.forward.forwarder import start_forwarders
 from gridedge.forward.settings import enabled_names
 from gridedge.links import Link
@@ -31,7 +31,7 @@ from gridedge.ops.systemd import Notifier
 from gridedge.ops.watchdog import supervise_forever
 from gridedge.outbox.sink import OutboxSink
 from gridedge.outbox.store import open_outbox
-from gridedge.poll import MeterState, Schedule, phase_for, poll_forever
+from gridedge.poll import MeterState, Schedule, poll_forever, spread_phases
 from gridedge.signals import signal_trigger
 
 __all__ = ["STOP_TIMEOUT_S", "Runtime", "run"]
@@ -114,6 +114,12 @@ async def _fleet_report(runtime: Runtime, *, started: float) -> bytes:
     return await fleet_report(runtime, started=started, version=__version__, now=time.time())
 
 
+def _bus_of(meter: MeterConfig) -> str:
+    """The physical bus a meter is read over; simulated meters share one CPU, not a bus."""
+    link = meter.link
+    return "simulated" if isinstance(link, SimulatedLinkConfig) else link.bus
+
+
 def _start_polling(
     tg: asyncio.TaskGroup,
     config: Config,
@@ -122,11 +128,12 @@ def _start_polling(
     states: dict[str, MeterState],
 ) -> Sequence[asyncio.Task[None]]:
     tasks = []
+    phases = spread_phases((m.id, _bus_of(m), m.interval_s) for m in config.meters)
     for meter in config.meters:
         state = states.setdefault(meter.id, MeterState(meter.id))
         schedule = Schedule(
             interval_s=meter.interval_s,
-            phase_s=phase_for(meter.id, meter.interval_s),
+            phase_s=phases[meter.id],
             offline_after=meter.offline_after,
             max_backoff_s=meter.max_backoff_s,
         )

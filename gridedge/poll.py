@@ -12,7 +12,7 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gridedge.errors import LinkError
@@ -167,3 +167,24 @@ async def _failed(
         state.online = False
         _log.warning("meter.offline", device=state.device, failures=state.consecutive_failures)
         await sink.put([MeterStatus(state.device, ts, online=False, error=exc.kind)])
+
+
+def spread_phases(meters: Iterable[tuple[str, str, float]]) -> dict[str, float]:
+    """A phase per meter that spreads the meters of each bus evenly over their interval.
+
+    ``meters`` are ``(device, bus, interval_s)``. On one bus the i-th of n meters (by id) is due
+    ``i / n`` of its interval after the first, so they take turns at the bus lock instead of
+    queueing for it at one instant (ids made by ``count`` differ only in a suffix, which
+    :func:`phase_for` alone would hash to nearly the same phase). Each bus as a whole is offset
+    by :func:`phase_for` of its name, so separate buses do not start together either.
+    """
+    by_bus: dict[str, list[tuple[str, float]]] = {}
+    for device, bus, interval_s in meters:
+        by_bus.setdefault(bus, []).append((device, interval_s))
+    phases: dict[str, float] = {}
+    for bus, members in by_bus.items():
+        members.sort()
+        for i, (device, interval_s) in enumerate(members):
+            offset = phase_for(bus, interval_s)
+            phases[device] = (offset + interval_s * i / len(members)) % interval_s
+    return phases

@@ -105,7 +105,9 @@ class UpstreamConfig:
     puback_timeout_s: float = 180.0
     stall_after_s: float = 300.0
     reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 60.0
+    # Short enough that telemetry resumes within seconds of a broker's return after an
+    # outage (the wait doubles per failure up to this), long enough not to hammer it.
+    reconnect_max_s: float = 10.0
     enabled: bool = True
     format: PayloadFormat = PayloadFormat.JSON
     home_assistant: bool = False

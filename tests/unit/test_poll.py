@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -10,7 +11,14 @@ import structlog
 
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, LinkError
 from gridedge.model import Envelope, Kind, Quality, Record, to_envelope
-from gridedge.poll import MeterState, Schedule, _next_tick, phase_for, poll_forever
+from gridedge.poll import (
+    MeterState,
+    Schedule,
+    _next_tick,
+    phase_for,
+    poll_forever,
+    spread_phases,
+)
 
 
 class ScriptedLink:
@@ -137,3 +145,16 @@ async def test_repeated_failures_are_logged_once() -> None:
     assert len(recovered) == 1
     assert recovered[0]["failures"] == 20
     assert state.errors["exception"] == 20
+
+
+def test_meters_on_one_bus_are_spread_evenly_over_their_interval() -> None:
+    """Fifty meters made by ``count`` get phases 0.2 s apart, not the same instant."""
+    meters = [(f"m-{i:02d}", "10.0.0.5:502", 10.0) for i in range(1, 51)]
+    meters += [("other", "/dev/ttyUSB0", 10.0)]
+    phases = spread_phases(meters)
+    bus = sorted(phases[f"m-{i:02d}"] for i in range(1, 51))
+    gaps = [b - a for a, b in itertools.pairwise(bus)]
+    assert min(gaps) == pytest.approx(0.2)
+    assert max(gaps) == pytest.approx(0.2)
+    assert all(0.0 <= p < 10.0 for p in phases.values())
+    assert phases == spread_phases(reversed(meters))  # stable, whatever the config order
