@@ -74,6 +74,8 @@ def _text_lines(f: BinaryIO, source: Path) -> Iterator[str]:
 def _open_rows(lines: Iterator[str], source: Path) -> Iterator[tuple[int, list[str]]]:
     """(row number, cells) of every row, the header first; the separator is read from it."""
     header = next(lines, "")
+    if not header:
+        return
     delimiter = ";" if header.count(";") > header.count(",") else ","
     reader = csv.reader(itertools.chain([header], lines), delimiter=delimiter, strict=True)
     while True:
