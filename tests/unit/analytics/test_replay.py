@@ -152,10 +152,12 @@ def _refused(tmp_path: Path, status: int, err: str, *needles: str) -> None:
     [
         (b"", ["empty file"]),
         (b"\n", ["row 1", "header"]),
-        (b"timestamp,v\n2026-01-05T00:00:00Z,1\n2026-01-05T00:01:00Z,Z\xe4hler\n",
-         ["row 3", "not UTF-8 at byte 22"]),
+        (
+            b"timestamp,v\n2026-01-05T00:00:00Z,1\n2026-01-05T00:01:00Z,Z\xe4hler\n",
+            ["row 3", "not UTF-8 at byte 22"],
+        ),
         ("timestamp,v\n2026-01-05T00:00:00Z,1\n".encode("utf-16"), ["UTF-16"]),
-        (b"timestamp,v\n2026-01-05T00:00:00Z,\"" + b"9" * 200_000 + b"\"\n", ["row 2", "not CSV"]),
+        (b'timestamp,v\n2026-01-05T00:00:00Z,"' + b"9" * 200_000 + b'"\n', ["row 2", "not CSV"]),
         (b"timestamp,v\n2026-01-05T00:00:00Z,1\0\n", ["row 2"]),
         (b"timestamp,v\n2026-01-05T00:00:00Z,abc\n", ["row 2", "column 'v'", "'abc'"]),
         (b"timestamp,v\n2026-01-05T00:00:00Z,inf\n", ["row 2", "finite"]),
@@ -199,7 +201,9 @@ def test_simulate_output_replays_without_its_label_columns(tmp_path: Path) -> No
 
 def test_a_bom_and_nan_cells_are_read_as_a_spreadsheet_means_them(tmp_path: Path) -> None:
     """A UTF-8 BOM before the header and "nan" cells (missing values) replay fine."""
-    rows = b"".join(b"2026-01-05T00:%02d:00Z,%s\n" % (i, b"nan" if i == 3 else b"1") for i in range(9))
+    rows = b"".join(
+        b"2026-01-05T00:%02d:00Z,%s\n" % (i, b"nan" if i == 3 else b"1") for i in range(9)
+    )
     status, err = _replay_cli(tmp_path, b"\xef\xbb\xbftimestamp,v\n" + rows)
     assert status == 0, err
     assert [r["timestamp"] for r in _read(tmp_path / "o.csv")][:1] == ["2026-01-05T00:00:00Z"]

@@ -30,7 +30,8 @@ def run(argv: Sequence[str]) -> Outcome:
 def assert_refused(outcome: Outcome, *needles: str) -> None:
     """Exit 2 with exactly one line on stderr that contains every needle, and no traceback."""
     assert outcome.status == 2, outcome
-    assert outcome.err.endswith("\n") and outcome.err.count("\n") == 1, outcome.err
+    assert outcome.err.endswith("\n"), outcome.err
+    assert outcome.err.count("\n") == 1, outcome.err
     assert "Traceback" not in outcome.err + outcome.out
     for needle in needles:
         assert needle in outcome.err, (needle, outcome.err)

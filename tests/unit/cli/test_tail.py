@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -77,7 +77,7 @@ async def test_tail_never_writes_to_the_outbox(tmp_path: Path) -> None:
 def _read_lines(stream: IO[bytes], n: int, deadline_s: float) -> list[dict[str, object]]:
     """The next ``n`` JSON lines of ``stream`` (the deadline bounds a test that fails)."""
     end = time.monotonic() + deadline_s
-    rows = []
+    rows: list[dict[str, object]] = []
     while len(rows) < n:
         assert time.monotonic() < end, f"only {len(rows)} of {n} lines in time"
         line = stream.readline()
@@ -86,20 +86,30 @@ def _read_lines(stream: IO[bytes], n: int, deadline_s: float) -> list[dict[str, 
     return rows
 
 
-async def test_follow_prints_new_envelopes_until_sigint(tmp_path: Path) -> None:
+def test_follow_prints_new_envelopes_until_sigint(tmp_path: Path) -> None:
     """--follow shows what the real outbox commits later, and ends with status 0 on SIGINT."""
     db = tmp_path / "outbox.sqlite3"
-    await _store(db, _envelopes(0, 2))
+    asyncio.run(_store(db, _envelopes(0, 2)))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gridedge", "outbox", "tail", "--path", str(db), "--follow",
-         "--interval-s", "0.05"],
+        [
+            sys.executable,
+            "-m",
+            "gridedge",
+            "outbox",
+            "tail",
+            "--path",
+            str(db),
+            "--follow",
+            "--interval-s",
+            "0.05",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
         assert [r["seq"] for r in _read_lines(proc.stdout, 2, 30)] == [1, 2]
-        await _store(db, _envelopes(2, 3))
+        asyncio.run(_store(db, _envelopes(2, 3)))
         assert [r["seq"] for r in _read_lines(proc.stdout, 3, 30)] == [3, 4, 5]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
@@ -112,4 +122,3 @@ async def test_follow_prints_new_envelopes_until_sigint(tmp_path: Path) -> None:
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
-    assert os.path.exists(db)
