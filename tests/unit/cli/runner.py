@@ -7,6 +7,8 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
+
 from gridedge.cli.main import main
 
 
@@ -22,8 +24,13 @@ class Outcome:
 def run(argv: Sequence[str]) -> Outcome:
     """``gridedge ARGV`` in this process, stdout and stderr captured."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(list(argv))
+    # Some commands configure logging for the whole process; later tests expect the default.
+    saved = structlog.get_config()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(list(argv))
+    finally:
+        structlog.configure(**saved)
     return Outcome(status, out.getvalue(), err.getvalue())
 
 
