@@ -7,11 +7,12 @@ key path (``meters[2].link.port``) and what was expected. Unknown keys are error
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import math
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,12 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ID_RULE = "1-64 letters, digits, '_', '.', '-' (no '/', '+', '#': ids become MQTT topic levels)"
 _MISSING: Any = object()
 
+MAX_NUMBER = 1e15
+"""Largest magnitude a number key takes unless its own bound says otherwise: far beyond any
+physical quantity a gateway handles, far below where products and sums of them overflow."""
+MAX_INTEGER = 2**63 - 1
+"""Largest integer a key takes: SQLite and most arithmetic downstream hold 64-bit integers."""
+
 
 def describe(value: object) -> str:
     """Name a TOML value's type and show it briefly, for error messages."""
@@ -33,6 +40,9 @@ def describe(value: object) -> str:
         return "a table"
     if isinstance(value, list):
         return "an array"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+        # str() of a huge integer is slow, and refused past 4300 digits.
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     shown = repr(value) if isinstance(value, str) else str(value).lower()
     if len(shown) > 40:
         shown = shown[:37] + "..."
@@ -40,16 +50,63 @@ def describe(value: object) -> str:
 
 
 def load_toml(path: Path, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
-    """Parse a TOML file, turning I/O and syntax problems into ``error``."""
+    """Parse a TOML file, turning I/O, encoding and syntax problems into ``error``.
+
+    The message names the file and where the problem is (a byte offset and line for text that
+    is not UTF-8, a line and column for bad TOML), never the file's contents.
+    """
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise error("", "file not found", str(path)) from None
+    except IsADirectoryError:
+        raise error("", "is a folder, expected a TOML file", str(path)) from None
     except OSError as exc:
         raise error("", f"cannot read: {exc.strerror}", str(path)) from None
+    text = decode_utf8(data, lambda problem: error("", problem, str(path)))
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error("", f"invalid TOML: {exc}", str(path)) from None
+    except ValueError as exc:  # tomllib's int() refuses integers of more than 4300 digits
+        raise error("", f"invalid TOML: {exc}", str(path)) from None
+
+
+_FOREIGN_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def decode_utf8(data: bytes, fail: Callable[[str], Exception]) -> str:
+    """``data`` as text; a UTF-8 byte order mark is dropped (editors on Windows write one).
+
+    Args:
+        data: the file's bytes.
+        fail: builds the exception to raise from a one-line problem.
+
+    Raises:
+        whatever ``fail`` returns: the text is UTF-16/32, holds NUL bytes or is not UTF-8 (the
+            problem gives the byte offset and line, not the bytes around it).
+    """
+    for bom, name in _FOREIGN_BOMS:
+        if data.startswith(bom):
+            raise fail(f"saved as {name} (byte order mark found); save it as UTF-8")
+    data = data.removeprefix(codecs.BOM_UTF8)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise fail(f"NUL byte at byte {nul} (line {line}): not a text file, or saved as UTF-16")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise fail(
+            f"not UTF-8 at byte {exc.start} (line {line}): byte 0x{data[exc.start]:02x}; "
+            "save the file as UTF-8"
+        ) from None
 
 
 class Table:
@@ -105,6 +162,8 @@ class Table:
             raise self.fail(key, f"expected a string, got {describe(value)}")
         if nonempty and not value.strip():
             raise self.fail(key, "expected a non-empty string")
+        if "\0" in value:
+            raise self.fail(key, "expected a string without NUL characters")
         return value
 
     def boolean(self, key: str, default: Any = _MISSING) -> Any:
@@ -128,6 +187,10 @@ class Table:
             return value
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(key, f"expected an integer, got {describe(value)}")
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise self.fail(
+                key, f"expected an integer within +-{MAX_INTEGER}, got {describe(value)}"
+            )
         self._check_range(key, value, min, max)
         return value
 
@@ -146,18 +209,23 @@ class Table:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(key, f"expected a number, got {describe(value)}")
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise self.fail(key, f"expected a finite number, got {value}")
+        if abs(value) > MAX_NUMBER and (max is None or max > MAX_NUMBER):
+            raise self.fail(
+                key, f"expected a number within +-{MAX_NUMBER:g}, got {describe(value)}"
+            )
         if positive and value <= 0:
             raise self.fail(key, f"expected a number greater than 0, got {value}")
         self._check_range(key, value, min, max)
         return float(value)
 
     def _check_range(self, key: str, value: float, low: float | None, high: float | None) -> None:
+        shown = describe(value).removeprefix("an ") if abs(value) > 10**40 else value
         if low is not None and value < low:
-            raise self.fail(key, f"expected at least {low}, got {value}")
+            raise self.fail(key, f"expected at least {low}, got {shown}")
         if high is not None and value > high:
-            raise self.fail(key, f"expected at most {high}, got {value}")
+            raise self.fail(key, f"expected at most {high}, got {shown}")
 
     def choice(self, key: str, cls: type[E], default: Any = _MISSING) -> Any:
         """One of a closed set of strings, returned as the StrEnum member."""

@@ -11,13 +11,19 @@ forecast ``h`` rows ahead, made at this row).
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
 import csv
 import datetime as dt
+import itertools
+import math
+import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from gridedge.analytics.engine import Analytics, Limits
 from gridedge.analytics.settings import AnalyticsConfig, TrendChannel, load_analytics
@@ -35,27 +41,78 @@ def parse_timestamp(text: str) -> float:
     return stamp.timestamp()
 
 
-def _open_rows(f: TextIO) -> Iterator[list[str]]:
-    header = f.readline()
+LABEL_COLUMNS = frozenset(
+    {"anomaly", "anomalies", "fault", "faults", "label", "labels", "is_anomaly", "truth"}
+)
+"""Ground-truth columns (``gridedge simulate`` writes ``anomaly`` and ``fault``): never inputs
+unless ``--columns`` names them."""
+
+MAX_VALUE = 1e12
+"""Largest magnitude of a value: beyond any meter reading, far from overflowing the detectors."""
+
+_UTF16_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _text_lines(f: BinaryIO, source: Path) -> Iterator[str]:
+    """The lines of ``f`` as text; one that is not UTF-8 is an error naming its row and byte."""
+    for number, raw in enumerate(f, start=1):
+        if number == 1:
+            if raw.startswith(_UTF16_BOMS):
+                raise ConfigError("", "saved as UTF-16 or UTF-32; save it as UTF-8", str(source))
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"row {number}",
+                f"not UTF-8 at byte {exc.start} of the row (0x{raw[exc.start]:02x}); "
+                "save the file as UTF-8",
+                str(source),
+            ) from None
+
+
+def _open_rows(lines: Iterator[str], source: Path) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) of every row, the header first; the separator is read from it."""
+    header = next(lines, "")
+    if not header:
+        return
     delimiter = ";" if header.count(";") > header.count(",") else ","
-    yield next(csv.reader([header], delimiter=delimiter))
-    yield from csv.reader(f, delimiter=delimiter)
+    reader = csv.reader(itertools.chain([header], lines), delimiter=delimiter, strict=True)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ConfigError(f"row {reader.line_num}", f"not CSV: {exc}", str(source)) from None
+        yield reader.line_num, row
 
 
 def _columns(
-    header: list[str], timestamp: str | None, wanted: Sequence[str] | None
+    header: list[str], timestamp: str | None, wanted: Sequence[str] | None, source: Path
 ) -> tuple[int, list[tuple[int, str]]]:
     names = [h.strip() for h in header]
+    if not any(names):
+        raise ConfigError("row 1", "expected a header row naming the columns", str(source))
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise ConfigError("row 1", f"column {twice!r} appears twice in the header", str(source))
+    shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
     ts_name = timestamp or names[0]
     if ts_name not in names:
-        raise ConfigError("--timestamp-column", f"no column {ts_name!r} in {', '.join(names)}")
+        raise ConfigError("--timestamp-column", f"no column {ts_name!r} in {shown}")
     ts_col = names.index(ts_name)
     if wanted:
         missing = [w for w in wanted if w not in names]
         if missing:
-            raise ConfigError("--columns", f"no column {missing[0]!r} in {', '.join(names)}")
+            raise ConfigError("--columns", f"no column {missing[0]!r} in {shown}")
         return ts_col, [(names.index(w), w) for w in wanted]
-    return ts_col, [(i, n) for i, n in enumerate(names) if i != ts_col]
+    value_cols = [
+        (i, n) for i, n in enumerate(names) if i != ts_col and n.lower() not in LABEL_COLUMNS
+    ]
+    if not value_cols:
+        raise ConfigError("row 1", "expected at least one value column", str(source))
+    return ts_col, value_cols
 
 
 def with_forecasts(
@@ -82,42 +139,96 @@ def replay_file(
 
     A row without any value is a missed reading: it scores 0 and is not analysed (the gap
     then counts as a dropout). ``limits`` gives physical limits per column (from a driver).
+    Columns named in :data:`LABEL_COLUMNS` are left out unless ``columns`` names them. The
+    output appears only once complete (written next to ``target``, then renamed): a replay
+    that fails leaves nothing behind.
 
     Raises:
-        ConfigError: unknown columns, an unreadable timestamp or a non-numeric value (the
-            message names the row).
+        ConfigError: an unreadable file, unknown columns, an unreadable timestamp or a
+            non-numeric value (the message names the row and column), or a target that cannot
+            be written.
     """
-    with source.open(newline="", encoding="utf-8") as fin:
-        rows = _open_rows(fin)
-        header = next(rows, None)
-        if header is None:
-            raise ConfigError("", "empty file", str(source))
-        ts_col, value_cols = _columns(header, timestamp_column, columns)
-        names = [n for _, n in value_cols]
-        if horizons:
-            config = with_forecasts(config, names, horizons)
-        analytics = Analytics(config, {DEVICE: limits} if limits else None)
-        with target.open("w", newline="", encoding="utf-8") as fout:
-            writer = csv.writer(fout, lineterminator="\n")
-            extra = [f"{n}_forecast_{h}" for n in names for h in horizons]
-            writer.writerow(["timestamp", "anomaly_score", "alert", *extra])
-            count = 0
-            for line, row in enumerate(rows, start=2):
-                if not row:
-                    continue
-                sample = _sample(row, line, ts_col, value_cols, source)
-                if not sample.values:
-                    writer.writerow([row[ts_col], "0.000000", "0", *([""] * len(extra))])
-                    count += 1
-                    continue
-                result = analytics.process(sample)
-                cells = [row[ts_col], f"{result.score:.6f}", "1" if result.raised else "0"]
-                for n in names:
-                    fc = result.forecasts.get(n, {})
-                    cells.extend(_fmt(fc.get(h)) for h in horizons)
-                writer.writerow(cells)
-                count += 1
+    try:
+        with source.open("rb") as fin, _atomic_output(target) as fout:
+            return _replay(
+                _open_rows(_text_lines(fin, source), source),
+                fout,
+                config,
+                source=source,
+                timestamp_column=timestamp_column,
+                columns=columns,
+                horizons=horizons,
+                limits=limits,
+            )
+    except IsADirectoryError:
+        raise ConfigError("", "is a folder, expected a CSV file", str(source)) from None
+    except OSError as exc:
+        where = exc.filename or source
+        raise ConfigError("", f"cannot read or write: {exc.strerror or exc}", str(where)) from None
+
+
+def _replay(
+    rows: Iterator[tuple[int, list[str]]],
+    fout: TextIO,
+    config: AnalyticsConfig,
+    *,
+    source: Path,
+    timestamp_column: str | None,
+    columns: Sequence[str] | None,
+    horizons: Sequence[int],
+    limits: Limits | None,
+) -> int:
+    first = next(rows, None)
+    if first is None:
+        raise ConfigError("", "empty file: expected a header row and data rows", str(source))
+    ts_col, value_cols = _columns(first[1], timestamp_column, columns, source)
+    names = [n for _, n in value_cols]
+    if horizons:
+        config = with_forecasts(config, names, horizons)
+    analytics = Analytics(config, {DEVICE: limits} if limits else None)
+    writer = csv.writer(fout, lineterminator="\n")
+    extra = [f"{n}_forecast_{h}" for n in names for h in horizons]
+    writer.writerow(["timestamp", "anomaly_score", "alert", *extra])
+    count = 0
+    for line, row in rows:
+        if not row:
+            continue
+        sample = _sample(row, line, ts_col, value_cols, source)
+        stamp = row[ts_col].strip()
+        if not sample.values:
+            writer.writerow([stamp, "0.000000", "0", *([""] * len(extra))])
+            count += 1
+            continue
+        result = analytics.process(sample)
+        cells = [stamp, f"{result.score:.6f}", "1" if result.raised else "0"]
+        for n in names:
+            fc = result.forecasts.get(n, {})
+            cells.extend(_fmt(fc.get(h)) for h in horizons)
+        writer.writerow(cells)
+        count += 1
     return count
+
+
+@contextlib.contextmanager
+def _atomic_output(target: Path) -> Iterator[TextIO]:
+    """A text file that becomes ``target`` only when the block ends without an exception."""
+    folder = target.parent
+    if not folder.is_dir():
+        raise ConfigError("--out", f"folder {folder} does not exist")
+    if target.is_dir():
+        raise ConfigError("--out", f"{target} is a folder; name a file")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ConfigError("--out", f"cannot write in {folder}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fout:
+            yield fout
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _fmt(value: float | None) -> str:
@@ -129,21 +240,45 @@ def _sample(
 ) -> Sample:
     try:
         ts = parse_timestamp(row[ts_col])
-    except (ValueError, IndexError):
-        raise ConfigError(f"row {line}", "unreadable timestamp", str(source)) from None
+    except (ValueError, OverflowError, OSError, IndexError):
+        cell = row[ts_col] if ts_col < len(row) else ""
+        raise ConfigError(
+            f"row {line}",
+            f"expected an ISO 8601 timestamp, got {_short(cell)}",
+            str(source),
+        ) from None
     values: dict[str, float] = {}
     for i, name in value_cols:
         cell = row[i].strip() if i < len(row) else ""
-        if not cell:
+        value = _value(cell)
+        if value is None:
             continue
-        try:
-            # A decimal comma is common in semicolon-separated files.
-            values[name] = float(cell) if "," not in cell else float(cell.replace(",", "."))
-        except ValueError:
+        if isinstance(value, str):
             raise ConfigError(
-                f"row {line}", f"column {name!r}: not a number: {cell!r}", str(source)
-            ) from None
+                f"row {line}",
+                f"column {name!r}: {value}, got {_short(cell)} (--columns picks the value columns)",
+                str(source),
+            )
+        values[name] = value
     return Sample(DEVICE, ts, values)
+
+
+def _value(cell: str) -> float | str | None:
+    """The number in ``cell``, None for a missing value, or what is wrong with it."""
+    if not cell or cell.lower() in ("nan", "na", "null"):
+        return None
+    try:
+        # A decimal comma is common in semicolon-separated files.
+        value = float(cell.replace(",", ".") if "," in cell else cell)
+    except ValueError:
+        return "expected a number"
+    if not math.isfinite(value) or abs(value) > MAX_VALUE:
+        return f"expected a finite number within +-{MAX_VALUE:g}"
+    return value
+
+
+def _short(cell: str) -> str:
+    return repr(cell) if len(cell) <= 30 else repr(cell[:27] + "...")
 
 
 def add_replay_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -164,7 +299,7 @@ def add_replay_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 def _cmd_replay(args: argparse.Namespace) -> int:
     config = load_analytics(Path(args.config) if args.config else None)
     source = Path(args.input)
-    if not source.is_file():
+    if not source.exists():
         raise ConfigError("", "input file not found", str(source))
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     horizons: list[int] = []
@@ -173,8 +308,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             horizons = [int(h) for h in args.forecast_horizons.split(",") if h.strip()]
         except ValueError:
             raise ConfigError("--forecast-horizons", "expected integers such as 1,6,12") from None
-        if not horizons or min(horizons) < 1:
-            raise ConfigError("--forecast-horizons", "expected integers of at least 1")
+        if not horizons or min(horizons) < 1 or max(horizons) > 10_000:
+            raise ConfigError("--forecast-horizons", "expected integers 1..10000")
     rows = replay_file(
         source,
         Path(args.out),

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from gridedge.analytics.engine import Analytics, Limits
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.drivers import Driver
-from gridedge.model import Record, Sample, Sink
+from gridedge.log import get_logger
+from gridedge.model import Envelope, Kind, Record, Sample, Sink
+
+_log = get_logger("analytics")
 
 
 def driver_limits(meters: Sequence[tuple[str, Driver]]) -> dict[str, Limits]:
@@ -25,6 +28,25 @@ def driver_limits(meters: Sequence[tuple[str, Driver]]) -> dict[str, Limits]:
     return {
         device: {ch.name: (ch.min, ch.max) for ch in driver.channels} for device, driver in meters
     }
+
+
+def _log_alerts(envelopes: Sequence[Envelope]) -> None:
+    """Raised alerts at WARNING, cleared ones at INFO: each lifecycle step is logged once."""
+    for envelope in envelopes:
+        if envelope.kind is not Kind.ALERT:
+            continue
+        body = envelope.body
+        cleared = body.get("state") == "cleared"
+        emit = _log.info if cleared else _log.warning
+        emit(
+            "alert.cleared" if cleared else "alert.raised",
+            device=envelope.device,
+            channel=body.get("channel"),
+            rule=body.get("rule"),
+            value=body.get("value"),
+            severity=body.get("severity"),
+            score=body.get("score"),
+        )
 
 
 @dataclass(slots=True)
@@ -76,6 +98,7 @@ class AnalyticsSink:
             elif result.report:
                 out.append(Sample(record.device, record.ts, result.report, record.quality))
             out.extend(result.envelopes)
+            _log_alerts(result.envelopes)
         spent = time.process_time() - t0
         stats.seconds += spent
         if values_before != stats.values:

@@ -9,19 +9,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import errno
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
 
 from gridedge import __version__
 from gridedge.analytics.replay import add_replay_command
 from gridedge.cli.modbus import add_emulate_command, add_scan_command
+from gridedge.cli.preflight import preflight
+from gridedge.cli.tail import add_tail_command
 from gridedge.config import Config, load_config, parse_config
 from gridedge.configdump import dump_toml
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
-from gridedge.errors import ConfigError, GridedgeError, OutboxError
+from gridedge.errors import ConfigError, GridedgeError, LinkError, OutboxError
 from gridedge.log import LogFormat, LogLevel, configure, get_logger
 from gridedge.tomlread import load_toml
 
@@ -39,7 +42,7 @@ EXAMPLE_CONFIG = next(
 )
 
 
-def _config(path: str | None) -> Config:
+def config_or_example(path: str | None) -> Config:
     """Load ``path``, or the embedded example config (paths relative to the working dir)."""
     if path is not None:
         return load_config(Path(path))
@@ -49,14 +52,16 @@ def _config(path: str | None) -> Config:
 def _cmd_run(args: argparse.Namespace) -> int:
     from gridedge import daemon  # deferred: the other commands need not import the daemon
 
-    config = _config(args.config)
+    config = config_or_example(args.config)
     configure(config.log.level, config.log.format)
     asyncio.run(daemon.run(config))
     return EXIT_OK
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    config = config_or_example(args.config)
+    for warning in preflight(config):
+        print(f"gridedge check: warning: {warning}", file=sys.stderr)
     sys.stdout.write(dump_toml(config))
     return EXIT_OK
 
@@ -94,7 +99,7 @@ def _cmd_drivers(args: argparse.Namespace) -> int:
 def _cmd_outbox(args: argparse.Namespace) -> int:
     from gridedge.outbox.store import read_stats
 
-    config = _config(args.config)
+    config = config_or_example(args.config)
     stats = read_stats(config.outbox.path)
     print(json.dumps(_jsonable(stats), indent=2, default=str))
     return EXIT_OK
@@ -134,7 +139,7 @@ def _iso(ts: float) -> str:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from gridedge.simulator.dataset import write_dataset
-    from gridedge.simulator.faults import FaultKind, FaultPlan
+    from gridedge.simulator.faults import FaultPlan
     from gridedge.simulator.physics import LoadProfile, SimulationParams
 
     drivers = load_drivers([BUILTIN_DRIVERS_DIR, *(Path(d) for d in args.dir)])
@@ -142,13 +147,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--driver", f"unknown driver {args.driver!r}; available: " + ", ".join(sorted(drivers))
         )
+    kinds = _fault_kinds(args.faults)
     try:
-        kinds = tuple(FaultKind(k) for k in args.faults.split(",") if k)
         start = dt.datetime.fromisoformat(args.start).replace(tzinfo=dt.UTC).timestamp()
-    except ValueError as exc:
-        raise ConfigError("", f"bad argument: {exc}") from None
+    except (ValueError, OverflowError):
+        raise ConfigError("--start", f"expected an ISO 8601 time, got {args.start!r}") from None
+    rows = args.days * 86400.0 / args.interval_s
+    if rows * args.meters > MAX_SIMULATED_ROWS:
+        raise ConfigError(
+            "--days",
+            f"{args.meters} meters x {rows:.0f} rows is more than {MAX_SIMULATED_ROWS} rows; "
+            "fewer --days or --meters, or a longer --interval-s",
+        )
+    out = _output_folder(Path(args.out), "--out")
     paths = write_dataset(
-        Path(args.out),
+        out,
         drivers[args.driver],
         meters=args.meters,
         days=args.days,
@@ -163,6 +176,36 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+MAX_SIMULATED_ROWS = 50_000_000
+"""Most rows ``gridedge simulate`` writes in one run (about 10 GB of CSV)."""
+
+
+def _fault_kinds(text: str) -> tuple[Any, ...]:
+    from gridedge.simulator.faults import FaultKind
+
+    kinds = []
+    for name in (k.strip() for k in text.split(",")):
+        if not name:
+            continue
+        try:
+            kinds.append(FaultKind(name))
+        except ValueError:
+            known = ", ".join(k.value for k in FaultKind)
+            raise ConfigError("--faults", f"unknown fault {name!r}; known: {known}") from None
+    return tuple(kinds)
+
+
+def _output_folder(path: Path, option: str) -> Path:
+    """``path`` as a folder to write into, created when missing."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(option, f"{path} exists and is not a folder; name a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(option, f"cannot create folder {path}: {exc.strerror}") from None
+    return path
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from gridedge.bench.run import run_bench
 
@@ -173,24 +216,60 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1e9:
+        raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text!r}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected an integer greater than 0, got {text}")
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value <= 1_000_000_000:
+        raise argparse.ArgumentTypeError(f"expected an integer greater than 0, got {text!r}")
     return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer 0..{2**32 - 1}, got {text!r}")
+    return value
+
+
+def _fault_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected faults per hour 0..3600, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line on stderr and exit 2 (via :func:`main`)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError("", f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(prog="gridedge", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="gridedge", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gridedge {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True),
+    )
 
     def with_config(p: argparse.ArgumentParser, required: bool = False) -> None:
         help_ = "config file (TOML)" + ("" if required else "; default: the embedded example")
@@ -210,14 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("outbox", help="print outbox statistics (works while the daemon runs)")
     with_config(p)
     p.set_defaults(func=_cmd_outbox)
+    add_tail_command(p)
     p = sub.add_parser("simulate", help="write a labelled dataset of simulated meters (CSV)")
     p.add_argument("--driver", default="eastron-sdm630")
     p.add_argument("--dir", action="append", default=[], help="extra drivers folder")
     p.add_argument("--meters", type=_positive_int, default=3)
     p.add_argument("--days", type=_positive_float, default=1.0)
     p.add_argument("--interval-s", type=_positive_float, default=60.0)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--fault-rate", type=float, default=0.5, help="random faults per meter-hour")
+    p.add_argument("--seed", type=_seed, default=1)
+    p.add_argument(
+        "--fault-rate", type=_fault_rate, default=0.5, help="random faults per meter-hour"
+    )
     p.add_argument("--faults", default=",".join(_fault_names()), help="comma-separated kinds")
     p.add_argument(
         "--profile",
@@ -254,21 +336,44 @@ def _fault_names() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gridedge`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``gridedge`` console script.
+
+    Every mistake in the arguments, the files they name or the config is one line on stderr
+    and exit status 2; anything unexpected is exit status 1.
+    """
+    command = "gridedge"
     try:
+        args = build_parser().parse_args(argv)
+        command = f"gridedge {args.command}"
         return int(args.func(args))
-    except ConfigError as exc:
-        print(f"gridedge: config error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OutboxError as exc:
-        print(f"gridedge: outbox error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (ConfigError, OutboxError, LinkError) as exc:
+        return _say(command, str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:
+        return EXIT_OK  # the reader went away (``| head``): not a failure of ours
+    except OSError as exc:
+        return _say(command, _os_problem(exc), EXIT_USAGE)
     except GridedgeError as exc:
-        get_logger("cli").error("gridedge.failed", error=str(exc))
-        return EXIT_CRASH
+        return _say(command, str(exc), EXIT_CRASH)
     except Exception as exc:
-        get_logger("cli").exception("gridedge.crashed", error=repr(exc))
+        # A bug: the traceback is logged, the message kept short (an exception may carry a
+        # whole file's bytes, as UnicodeDecodeError does).
+        get_logger("cli").exception("gridedge.crashed", error=repr(exc)[:300])
         return EXIT_CRASH
+
+
+def _say(command: str, message: str, status: int) -> int:
+    """Print ``message`` as exactly one line on stderr; returns ``status``."""
+    line = " ".join(message.split())
+    print(f"{command}: {line}", file=sys.stderr)
+    return status
+
+
+def _os_problem(exc: OSError) -> str:
+    """An OS error as "file: reason", with a hint for a port that is taken."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        reason += "; choose another port (or port = 0 for any free one)"
+    return where + reason

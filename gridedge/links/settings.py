@@ -19,6 +19,13 @@ from gridedge.simulator.faults import FaultKind, FaultPlan, ScheduledFault
 from gridedge.simulator.physics import LoadProfile, SimulationParams
 from gridedge.tomlread import ID_RE, ID_RULE, Table
 
+MAX_RATED_CURRENT_A = 100_000.0
+"""Largest ``rated_current_a`` of a simulated meter: a big substation feeder, with room to spare."""
+MAX_MAGNITUDE = 1000.0
+"""Largest size of a scheduled fault (a factor, a fraction per hour or degrees per hour)."""
+_DAY_S = 86400.0
+_CENTURY_S = 100 * 365.25 * _DAY_S
+
 
 @dataclass(frozen=True, slots=True)
 class SimulatedLinkConfig:
@@ -72,11 +79,13 @@ def _meter(t: Table, drivers: Mapping[str, Driver]) -> list[MeterConfig]:
         known = ", ".join(sorted(drivers)) or "none"
         raise t.fail("driver", f"unknown driver {driver_id!r}; available: {known}")
     driver = drivers[driver_id]
-    interval_s = t.number("interval_s", 10.0, min=0.01)
+    interval_s = t.number("interval_s", 10.0, min=0.01, max=_DAY_S)
     if interval_s <= 0:
         raise t.fail("interval_s", f"expected a number greater than 0, got {interval_s}")
     offline_after = t.integer("offline_after", 3, min=1)
-    max_backoff_s = t.number("max_backoff_s", max(60.0, interval_s), min=interval_s)
+    max_backoff_s = t.number(
+        "max_backoff_s", max(60.0, interval_s), min=interval_s, max=max(_DAY_S, interval_s)
+    )
     count = t.integer("count", 1, min=1, max=100_000)
     link = _link(t.table("link", required=True), driver)
     if not isinstance(link, SimulatedLinkConfig) and (problem := check_count(link, count)):
@@ -121,9 +130,9 @@ def _simulated_link(t: Table, driver: Driver) -> SimulatedLinkConfig:
         power_factor=t.number("power_factor", d.power_factor, min=0.5, max=1.0),
         utc_offset_h=t.number("utc_offset_h", d.utc_offset_h, min=-12.0, max=14.0),
         ambient_c=t.number("ambient_c", d.ambient_c, min=-40.0, max=60.0),
-        rated_current_a=t.number("rated_current_a", None, positive=True),
+        rated_current_a=t.number("rated_current_a", None, positive=True, max=MAX_RATED_CURRENT_A),
     )
-    seed = t.integer("seed", 0, min=0)
+    seed = t.integer("seed", 0, min=0, max=2**32 - 1)
     faults = _faults(t.table("faults"), driver)
     t.finish()
     return SimulatedLinkConfig(seed, params, faults)
@@ -152,9 +161,9 @@ def _scheduled_fault(t: Table, driver: Driver) -> ScheduledFault:
     phase = t.integer("phase", None, min=1, max=driver.phases)
     fault = ScheduledFault(
         kind=kind,
-        at_s=t.number("at_s", min=0.0),
-        duration_s=t.number("duration_s", 60.0, min=0.0),
-        magnitude=t.number("magnitude", None),
+        at_s=t.number("at_s", min=0.0, max=_CENTURY_S),
+        duration_s=t.number("duration_s", 60.0, min=0.0, max=_CENTURY_S),
+        magnitude=t.number("magnitude", None, min=-MAX_MAGNITUDE, max=MAX_MAGNITUDE),
         channel=channel,
         phase=phase,
     )

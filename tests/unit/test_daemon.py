@@ -106,4 +106,3 @@ async def test_one_activity_raising_cancels_the_others_and_run_raises(
     polled = {m.device: m.polls for m in runtime.meters.values()}
     await asyncio.sleep(0.05)  # the poll loops run every 10 ms: any live one would poll again
     assert {m.device: m.polls for m in runtime.meters.values()} == polled
-    assert all(m.busy_since is None for m in runtime.meters.values())

@@ -21,8 +21,11 @@ since the meter link and the poll loop decide when to try again.
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -94,6 +97,7 @@ class ModbusBus:
 
     def __init__(self, link: ModbusLinkConfig) -> None:
         self._name = link.bus
+        self._link = link
         self._gap_s = link.frame_gap_s
         self._serial = isinstance(link, ModbusRtuLinkConfig)
         self._client = _make_client(link, self._trace_packet)
@@ -150,17 +154,21 @@ class ModbusBus:
                 device,
                 f"cannot connect to {self._name}; next attempt in {self._retry_at - now:.1f} s",
             )
+        limit_s = max(timeout_s, MIN_CONNECT_TIMEOUT_S)
+        reason = f"no connection within {limit_s:g} s"
         try:
-            async with asyncio.timeout(max(timeout_s, MIN_CONNECT_TIMEOUT_S)):
+            async with asyncio.timeout(limit_s):
                 connected = bool(await self._client.connect())
+                if not connected:
+                    reason = await _open_failure(self._link)
         except TimeoutError:
             connected = False
         if not connected:
             first, most = RECONNECT_DELAY_S
             self._retry_delay_s = min(max(2 * self._retry_delay_s, first), most)
             self._retry_at = now + self._retry_delay_s
-            self._streak.failed("connect", retry_in_s=self._retry_delay_s)
-            raise DeviceUnreachableError(device, f"cannot connect to {self._name}")
+            self._streak.failed(reason, retry_in_s=self._retry_delay_s)
+            raise DeviceUnreachableError(device, f"cannot connect to {self._name}: {reason}")
         self._retry_delay_s = 0.0
         self._silent = 0
         self.connects += 1
@@ -229,6 +237,32 @@ def _payload(device: str, response: Any, table: RegisterTable, count: int) -> li
     if not isinstance(registers, list):
         raise FrameError(device, f"expected registers, got {type(response).__name__}")
     return [int(r) for r in registers]
+
+
+async def _open_failure(link: ModbusLinkConfig) -> str:
+    """Why ``link`` cannot be opened, in the OS's words (pymodbus only says that it failed)."""
+    try:
+        if isinstance(link, ModbusRtuLinkConfig):
+            fd = os.open(link.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            try:  # pyserial opens the port exclusively, with this lock
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        else:
+            _, writer = await asyncio.open_connection(link.host, link.port)
+            writer.close()
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "")
+        # asyncio replaces strerror with its own sentence; the errno's own text is clearer.
+        text = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else str(exc)
+        reason = f"{name} {text}".strip()
+        if exc.errno == errno.EACCES and isinstance(link, ModbusRtuLinkConfig):
+            reason += " (add the gateway's user to the 'dialout' group)"
+        elif exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            reason += " (the port is in use by another program)"
+        return reason
+    return "the Modbus library could not open it"
 
 
 def _make_client(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import random
 from pathlib import Path
 
@@ -124,3 +125,85 @@ def test_the_command_line_reads_the_analytics_section_of_a_config(tmp_path: Path
     argv = ["replay", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv")]
     assert main([*argv, "-c", str(tmp_path / "c.toml")]) == 0
     assert {r["alert"] for r in _read(tmp_path / "o.csv")} == {"0"}
+
+
+def _replay_cli(tmp_path: Path, data: bytes, *extra: str) -> tuple[int, str]:
+    """Run ``gridedge replay`` on ``data``; returns the status and stderr."""
+    import contextlib
+    import io
+
+    (tmp_path / "in.csv").write_bytes(data)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main(["replay", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv"), *extra])
+    return status, err.getvalue()
+
+
+def _refused(tmp_path: Path, status: int, err: str, *needles: str) -> None:
+    assert status == 2
+    assert err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err
+    assert os.listdir(tmp_path) == ["in.csv"]  # no output, no temporary file
+
+
+@pytest.mark.parametrize(
+    ("data", "needles"),
+    [
+        (b"", ["empty file"]),
+        (b"\n", ["row 1", "header"]),
+        (
+            b"timestamp,v\n2026-01-05T00:00:00Z,1\n2026-01-05T00:01:00Z,Z\xe4hler\n",
+            ["row 3", "not UTF-8 at byte 22"],
+        ),
+        ("timestamp,v\n2026-01-05T00:00:00Z,1\n".encode("utf-16"), ["UTF-16"]),
+        (b'timestamp,v\n2026-01-05T00:00:00Z,"' + b"9" * 200_000 + b'"\n', ["row 2", "not CSV"]),
+        (b"timestamp,v\n2026-01-05T00:00:00Z,1\0\n", ["row 2"]),
+        (b"timestamp,v\n2026-01-05T00:00:00Z,abc\n", ["row 2", "column 'v'", "'abc'"]),
+        (b"timestamp,v\n2026-01-05T00:00:00Z,inf\n", ["row 2", "finite"]),
+        (b"timestamp,v\n2026-01-05T00:00:00Z,1e308\n", ["row 2", "finite"]),
+        (b"timestamp,v\nlater,1\n", ["row 2", "timestamp", "'later'"]),
+        (b"timestamp,v,v\n2026-01-05T00:00:00Z,1,2\n", ["'v' appears twice"]),
+        (b"timestamp,anomaly\n2026-01-05T00:00:00Z,1\n", ["value column"]),
+    ],
+)
+def test_broken_csv_files_are_one_line_and_leave_nothing_behind(
+    tmp_path: Path, data: bytes, needles: list[str]
+) -> None:
+    """Empty, non-UTF-8, UTF-16, over-long, NUL, non-numeric, non-finite: exit 2, one line."""
+    status, err = _replay_cli(tmp_path, data)
+    _refused(tmp_path, status, err, "in.csv", *needles)
+
+
+def test_a_failure_half_way_leaves_the_previous_output_untouched(tmp_path: Path) -> None:
+    """A bad row late in the file fails the replay; the old scores file is left as it was."""
+    (tmp_path / "o.csv").write_text("old\n")
+    rows = b"".join(b"2026-01-05T00:%02d:00Z,%d\n" % (i, i) for i in range(50))
+    status, err = _replay_cli(tmp_path, b"timestamp,v\n" + rows + b"2026-01-05T01:00:00Z,x\n")
+    assert status == 2
+    assert "row 52" in err
+    assert (tmp_path / "o.csv").read_text() == "old\n"
+    assert sorted(os.listdir(tmp_path)) == ["in.csv", "o.csv"]
+
+
+def test_simulate_output_replays_without_its_label_columns(tmp_path: Path) -> None:
+    """`gridedge simulate`'s files replay as they are: anomaly and fault are not inputs."""
+    out = tmp_path / "ds"
+    assert main(["simulate", "--days", "0.1", "--fault-rate", "30", "-o", str(out)]) == 0
+    source = out / "sim-0001.csv"
+    with source.open() as f:
+        labelled = list(csv.DictReader(f))
+    assert {r["fault"] for r in labelled} - {""}, "the dataset has faults"
+    target = tmp_path / "scores.csv"
+    assert main(["replay", str(source), "-o", str(target)]) == 0
+    assert len(_read(target)) == len(labelled)
+
+
+def test_a_bom_and_nan_cells_are_read_as_a_spreadsheet_means_them(tmp_path: Path) -> None:
+    """A UTF-8 BOM before the header and "nan" cells (missing values) replay fine."""
+    rows = b"".join(
+        b"2026-01-05T00:%02d:00Z,%s\n" % (i, b"nan" if i == 3 else b"1") for i in range(9)
+    )
+    status, err = _replay_cli(tmp_path, b"\xef\xbb\xbftimestamp,v\n" + rows)
+    assert status == 0, err
+    assert [r["timestamp"] for r in _read(tmp_path / "o.csv")][:1] == ["2026-01-05T00:00:00Z"]
