@@ -121,7 +121,20 @@ def status_json(
             "envelopes": stats.rows if stats is not None else None,
             "bytes": stats.bytes if stats is not None else None,
         },
-        "history": {"window_s": board.history.window_s, "points": board.history.points},
+        "history": _history_json(board),
+    }
+
+
+def _history_json(board: StatusBoard) -> dict[str, object]:
+    history = board.history
+    channels = sum(len(m.channels()) for m in history.meters.values())
+    nbytes = history.nbytes()
+    return {
+        "window_s": history.window_s,
+        "points": history.points,
+        "channels": channels,
+        "bytes": nbytes,
+        "bytes_per_channel": round(nbytes / channels) if channels else None,
     }
 
 
