@@ -109,7 +109,9 @@ class Page:
         """The whole page as a PNG."""
         size = await self.evaluate("[document.body.scrollWidth, document.body.scrollHeight]")
         clip = {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}
-        shot = await self.send("Page.captureScreenshot", format="png", clip=clip)
+        shot = await self.send(
+            "Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True
+        )
         return base64.b64decode(shot["data"])
 
 
