@@ -178,7 +178,7 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-FIRST_VIEW = "document.body && document.body.dataset.firstViewMs && Number(document.body.dataset.firstViewMs)"
+FIRST_VIEW = "document.body && Number(document.body.dataset.firstViewMs || 0)"
 
 
 def _config(folder: Path, meters: int) -> Path:

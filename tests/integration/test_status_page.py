@@ -109,7 +109,9 @@ def test_check_refuses_an_open_host_without_a_credential(tmp_path: Path) -> None
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "http.host" in lines[0] and "token_file" in lines[0], lines
+    assert len(lines) == 1, lines
+    assert "http.host" in lines[0]
+    assert "token_file" in lines[0]
 
 
 def test_an_open_host_answers_401_without_the_token_and_200_with_it(tmp_path: Path) -> None:
