@@ -202,7 +202,9 @@ async def serve_http(
             where = f"{config.host}:{config.port}"
             raise ConfigError("http", f"cannot listen on {where}: {exc.strerror or exc}") from None
         host, port = runner.addresses[0][:2]
-        auth = "token" if token is not None else "none (loopback only)"
+        if token is None and not config.loopback:
+            _log.warning("http.unauthenticated", host=host, port=port, require_token=False)
+        auth = "token" if token is not None else "none"
         _log.info("http.listening", host=host, port=port, auth=auth)
         yield str(host), int(port)
     finally:

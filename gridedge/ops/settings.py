@@ -5,7 +5,8 @@ Kept apart from :mod:`gridedge.ops.http` so that reading a config never imports 
 The endpoint is read-only and bound to loopback by default. Bound to any other address it
 requires a credential: ``token_file`` names a file whose first line is the token, which a client
 sends as ``Authorization: Bearer <token>`` or as the password of HTTP basic authentication (any
-user name); a config that opens the endpoint without one is refused.
+user name); a config that opens the endpoint without one is refused, unless it says
+``require_token = false`` (a container whose port is published to the host's loopback only).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class HttpConfig:
         host: address to bind; loopback unless a scraper or browser on another machine needs it.
         port: TCP port; 0 picks a free one (logged as ``http.listening``).
         token_file: a file whose first line is the credential; required off loopback.
+        require_token: false lets a non-loopback host go without a token (containers).
         history_s: how far back the status page's plots reach.
         history_points: points kept per channel over ``history_s`` (memory: 8 bytes each).
     """
@@ -40,6 +42,7 @@ class HttpConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     token_file: Path | None = None
+    require_token: bool = True
     history_s: float = DEFAULT_HISTORY_S
     history_points: int = DEFAULT_HISTORY_POINTS
 
@@ -67,12 +70,13 @@ def parse_http(t: Table, base_dir: Path | None = None) -> HttpConfig:
         host=t.string("host", DEFAULT_HOST),
         port=t.integer("port", DEFAULT_PORT, min=0, max=65535),
         token_file=None if token is None else (base_dir or Path()) / token,
+        require_token=t.boolean("require_token", True),
         history_s=t.number("history_s", DEFAULT_HISTORY_S, min=60.0, max=7 * 86400.0),
         history_points=t.integer("history_points", DEFAULT_HISTORY_POINTS, min=10, max=100_000),
     )
     if any(ch.isspace() for ch in cfg.host):
         raise t.fail("host", f"expected an address without spaces, got {cfg.host!r}")
-    if cfg.enabled and not cfg.loopback and cfg.token_file is None:
+    if cfg.enabled and not cfg.loopback and cfg.token_file is None and cfg.require_token:
         raise t.fail(
             "host",
             f"{cfg.host!r} is reachable from other machines; set token_file to require a "

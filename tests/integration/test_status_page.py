@@ -135,5 +135,6 @@ def test_an_open_host_answers_401_without_the_token_and_200_with_it(tmp_path: Pa
             for path in ("/", "/api/status", "/metrics", "/static/app.js")
         }
     assert event["auth"] == "token"
+    assert not any(e.get("event") == "http.unauthenticated" for e in tail.events)
     assert all(c == (401, 401, 200, 200) for c in codes.values()), codes
     assert not any(token in line for line in tail.lines)

@@ -148,3 +148,12 @@ def test_samples_reach_the_api_through_the_sink_the_daemon_uses() -> None:
     board.use_scores({"m1": {"frequency": 0.75}})
     asyncio.run(sink.put([Sample("m1", T0, {"frequency": 50.0})]))
     assert board.history.meter("m1").series("frequency").scores == [0.75]
+
+
+def test_a_container_may_open_the_host_only_by_saying_so(tmp_path: Path) -> None:
+    """``require_token = false`` is the one way to bind 0.0.0.0 without a token."""
+    cfg = parse_config(
+        {"http": {"host": "0.0.0.0", "require_token": False}}, source=None, base_dir=tmp_path
+    )
+    assert cfg.http.token_file is None
+    assert not cfg.http.require_token
