@@ -81,7 +81,7 @@ def parse_config(data: Mapping[str, Any], *, source: str | None, base_dir: Path)
     gateway = _gateway(root.table("gateway"), base_dir)
     log = _log(root.table("log"))
     outbox = parse_outbox(root.table("outbox"), base_dir)
-    http = parse_http(root.table("http"))
+    http = parse_http(root.table("http"), base_dir)
     dirs = [BUILTIN_DRIVERS_DIR]
     if gateway.drivers_dir is not None:
         dirs.append(gateway.drivers_dir)

@@ -27,6 +27,7 @@ from gridedge.ops.health import fleet_report
 from gridedge.ops.http import serve_http
 from gridedge.ops.metrics import Metrics
 from gridedge.ops.runtime import Runtime
+from gridedge.ops.status.board import status_board
 from gridedge.ops.systemd import Notifier
 from gridedge.ops.watchdog import supervise_forever
 from gridedge.outbox.sink import OutboxSink
@@ -65,12 +66,16 @@ async def run(
             open_outbox(config.outbox, upstreams=enabled_names(config.upstreams))
         )
         runtime.outbox = outbox
-        sink: Sink = OutboxSink(outbox)
+        board = runtime.status = status_board(
+            config.gateway.id, config.meters, config.drivers, config.http
+        )
+        sink: Sink = board.wrap(OutboxSink(outbox))
         analytics: AnalyticsSink | None = None
         if config.analytics.enabled:
             meters = [(m.id, config.drivers[m.driver]) for m in config.meters]
             sink = analytics = AnalyticsSink(sink, config.analytics, driver_limits(meters))
             runtime.analytics = analytics.stats
+            board.use_scores(analytics.scores)
         links = await open_links(config.meters, config.drivers, stack)
         await stack.enter_async_context(
             serve_http(config.http, runtime, Metrics(runtime, readings=config.http.readings))

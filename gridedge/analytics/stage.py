@@ -80,6 +80,8 @@ class AnalyticsSink:
         self._inner = inner
         self.analytics = Analytics(config, limits)
         self.stats = AnalyticsStats(self.analytics.alerts_raised, self.analytics.alerts_active)
+        # The latest anomaly score per channel, by device (read by the status page).
+        self.scores: dict[str, dict[str, float]] = {}
 
     def process(self, records: Sequence[Record]) -> list[Record]:
         """The records to store for what a poll loop produced (synchronous part)."""
@@ -92,6 +94,7 @@ class AnalyticsSink:
                 out.append(record)
                 continue
             result = self.analytics.process(record)
+            self.scores[record.device] = result.channel_scores
             stats.values += len(record.values)
             if result.report is None:
                 out.append(record)

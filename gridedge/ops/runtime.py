@@ -13,6 +13,7 @@ from typing import Protocol
 
 from gridedge.analytics.stage import AnalyticsStats
 from gridedge.forward.state import UpstreamState
+from gridedge.ops.status.board import StatusBoard
 from gridedge.outbox.schema import OutboxStats
 from gridedge.poll import MeterState
 
@@ -69,9 +70,11 @@ class Runtime:
         outbox: the open outbox, once it is open.
         upstreams: each forwarder's state by upstream name.
         analytics: the analytics stage's counters, when analytics run.
+        status: what the status page shows beyond the rest (meter metadata, history, alerts).
     """
 
     meters: dict[str, MeterState] = field(default_factory=dict)
     outbox: OutboxView | None = None
     upstreams: dict[str, UpstreamState] = field(default_factory=dict)
     analytics: AnalyticsStats | None = None
+    status: StatusBoard | None = None

@@ -64,7 +64,7 @@ async def serve_and_fetch(runtime: Runtime, *paths: str) -> list[tuple[int, str,
 
 
 async def test_endpoint_serves_metrics_health_and_an_index() -> None:
-    """/metrics is Prometheus text, /health JSON with 200 while ok, / names both."""
+    """/metrics is Prometheus text, /health JSON with 200 while ok, / is the page linking both."""
     runtime = make_runtime(meter_state("a", samples=3))
     (metrics, health, index, missing) = await serve_and_fetch(
         runtime, "/metrics", "/health", "/", "/nope"
@@ -75,7 +75,9 @@ async def test_endpoint_serves_metrics_health_and_an_index() -> None:
     assert health[:2] == (200, "application/json; charset=utf-8")
     assert json.loads(health[2])["status"] == "ok"
     assert index[0] == 200
-    assert "/metrics" in index[2]
+    assert index[1].startswith("text/html")
+    assert 'href="metrics"' in index[2]
+    assert 'href="health"' in index[2]
     assert missing[0] == 404
 
 
