@@ -58,10 +58,8 @@ def _parse_sunspec(t: Table) -> dict[str, Any]:
     on: bool = t.boolean("sunspec", False)
     base: int | None = t.integer("sunspec_base", None, min=0, max=65534)
     index: int = t.integer("sunspec_index", 1, min=1, max=32)
-    if not on:
-        for key in ("sunspec_base", "sunspec_index"):
-            if key in t.data:
-                raise t.fail(key, "applies only with sunspec = true")
+    # sunspec_base and sunspec_index are accepted (and ignored) with sunspec = false, so that
+    # `gridedge check` output, which prints every field, reads back unchanged.
     return {"sunspec": on, "sunspec_base": base, "sunspec_index": index}
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridedge.errors import FrameError
+from gridedge.config import Config, parse_config
+from gridedge.errors import DriverError, FrameError
+from gridedge.links.factory import open_links
+from gridedge.links.modbus.settings import ModbusTcpLinkConfig
 from gridedge.links.modbus.sunspec import (
     CommonInfo,
     ModelInstance,
@@ -132,3 +138,37 @@ def test_the_chain_ends_with_the_end_marker() -> None:
     end = 2 + 2 + 105
     assert (image[end], image[end + 1]) == (0xFFFF, 0)
     assert (image[2], image[3]) == (203, 105)
+
+
+def _config(tmp_path: Path, driver: str, **link: object) -> Config:
+    doc = {
+        "outbox": {"path": "o.sqlite3"},
+        "meters": [
+            {
+                "id": "m",
+                "driver": driver,
+                "link": {"type": "modbus-tcp", "host": "127.0.0.1", "port": 1502, **link},
+            }
+        ],
+    }
+    return parse_config(doc, source="t.toml", base_dir=tmp_path)
+
+
+async def test_sunspec_true_builds_a_discovering_link_with_its_base(tmp_path: Path) -> None:
+    """`sunspec = true, sunspec_base = 1000` gives the meter a SunSpecLink at that base."""
+    config = _config(tmp_path, "sunspec-meter-203", sunspec=True, sunspec_base=1000)
+    link = config.meters[0].link
+    assert isinstance(link, ModbusTcpLinkConfig)
+    assert (link.sunspec, link.sunspec_base, link.sunspec_index) == (True, 1000, 1)
+    async with AsyncExitStack() as stack:
+        links = await open_links(config.meters, config.drivers, stack)
+    assert isinstance(links["m"], SunSpecLink)
+
+
+async def test_sunspec_true_with_a_plain_driver_is_a_driver_error(tmp_path: Path) -> None:
+    """An SDM630 has no SunSpec model: the error names the meter's driver key."""
+    config = _config(tmp_path, "eastron-sdm630", sunspec=True)
+    async with AsyncExitStack() as stack:
+        with pytest.raises(DriverError, match="needs a SunSpec driver") as info:
+            await open_links(config.meters, config.drivers, stack)
+    assert info.value.path == "meters.m.driver"
