@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gridedge.channels import CHANNELS
 from gridedge.cli.main import main
@@ -499,3 +503,44 @@ def test_check_of_a_broken_file_is_one_line_and_exit_2(
     assert len(err.splitlines()) == 1
     assert str(path) in err
     assert "channels.voltage_l1.type" in err
+
+
+_ASCII = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=5)
+_TOML_VALUES = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True),
+    _ASCII,
+    st.booleans(),
+    st.lists(st.one_of(st.integers(-5, 2**33), st.floats(allow_nan=True), _ASCII)),
+)
+
+
+@given(_TOML_VALUES, st.sampled_from(["int16", "uint32", "float32", "float64"]))
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+def test_any_na_value_loads_or_is_a_driver_error(tmp_path: Path, value: object, dtype: str) -> None:
+    """Whatever `na` holds, the loader accepts it or raises DriverError naming channels.x_s.na."""
+    text = MINIMAL + _extra("x_s", "address = 10", f'type = "{dtype}"', f"na = {_toml(value)}")
+    try:
+        driver = load_driver(_write(tmp_path, text))
+    except DriverError as exc:
+        error = exc
+    else:
+        assert driver.channel("x_s").na or driver.channel("x_s").na_nan
+        return
+    assert error.path.startswith("channels.x_s.na")
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)

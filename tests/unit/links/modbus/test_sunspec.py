@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridedge.config import Config, parse_config
-from gridedge.errors import DriverError, FrameError
+from gridedge.errors import DriverError, FrameError, LinkError
 from gridedge.links.factory import open_links
 from gridedge.links.modbus.settings import ModbusTcpLinkConfig
 from gridedge.links.modbus.sunspec import (
@@ -172,3 +172,22 @@ async def test_sunspec_true_with_a_plain_driver_is_a_driver_error(tmp_path: Path
         with pytest.raises(DriverError, match="needs a SunSpec driver") as info:
             await open_links(config.meters, config.drivers, stack)
     assert info.value.path == "meters.m.driver"
+
+
+@given(
+    st.dictionaries(st.integers(40000, 40400), st.integers(0, 0xFFFF), max_size=120),
+    st.booleans(),
+)
+async def test_any_register_image_gives_a_chain_or_our_error(
+    noise: dict[int, int], marker: bool
+) -> None:
+    """Whatever a broken or hostile device holds, discovery ends with a chain or a LinkError."""
+    image = dict(noise)
+    if marker:
+        image[40000], image[40001] = 0x5375, 0x6E53
+    try:
+        chain = await read_chain(_bus(image), "d", 1, 0.1)
+    except LinkError:
+        return
+    assert len(chain.models) <= 32
+    assert all(m.header >= 40002 for m in chain.models)
