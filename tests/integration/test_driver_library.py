@@ -289,3 +289,51 @@ async def test_the_daemon_polls_a_sunspec_model_at_a_configured_base(tmp_path: P
     assert sample["values"]["active_power"] == pytest.approx(-2500.0)
     assert sample["values"]["voltage_l1"] == pytest.approx(231.0)
     assert "reactive_power" not in sample["values"]
+
+
+async def test_the_daemon_discovers_an_emulate_process_at_a_non_standard_base(
+    tmp_path: Path,
+) -> None:
+    """`gridedge emulate --sunspec-base 50000` serves a discoverable chain; the daemon, told
+    only `sunspec = true`, finds model 103 behind the common model and stores full samples."""
+    with emulator_subprocess(
+        "--driver",
+        "sunspec-inverter-103",
+        "--unit-ids",
+        "1",
+        "--tcp",
+        "127.0.0.1:0",
+        "--sunspec-base",
+        "50000",
+    ) as (_, address):
+        host, _, port = address.rpartition(":")
+        link = {"type": "modbus-tcp", "host": host, "port": int(port), "timeout_s": 2.0}
+        doc = {
+            "outbox": {"path": "outbox.sqlite3"},
+            "http": {"enabled": False},
+            "analytics": {"enabled": False},
+            "meters": [
+                {
+                    "id": "pv",
+                    "driver": "sunspec-inverter-103",
+                    "interval_s": 0.1,
+                    "link": link | {"sunspec": True},
+                }
+            ],
+        }
+        config = parse_config(doc, source="t.toml", base_dir=tmp_path)
+        runtime = daemon.Runtime()
+
+        def sampled() -> bool:
+            return bool(runtime.meters) and runtime.meters["pv"].samples >= 1
+
+        async with asyncio.timeout(30):
+            await daemon.run(
+                config, shutdown_trigger=lambda: until(sampled, 20, "a sample"), runtime=runtime
+            )
+    with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+        body = db.execute("SELECT body FROM envelopes WHERE kind = 'sample' LIMIT 1").fetchone()[0]
+    sample = json.loads(body)
+    assert sample["quality"] == "good"
+    assert set(sample["values"]) == set(DRIVERS["sunspec-inverter-103"].channel_names)
+    assert 45 <= sample["values"]["frequency"] <= 65

@@ -18,6 +18,7 @@ Modbus library.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
@@ -133,7 +134,9 @@ def register_spans(driver: Driver, sunspec_base: int | None = None) -> dict[Regi
 class _Unit:
     """One emulated meter: its simulator and its current register image."""
 
-    def __init__(self, unit_id: int, settings: EmulatorSettings, now: float) -> None:
+    def __init__(
+        self, unit_id: int, settings: EmulatorSettings, now: float, frame: Mapping[int, int]
+    ) -> None:
         self.simulator = MeterSimulator(
             f"unit-{unit_id}",
             settings.driver,
@@ -145,9 +148,9 @@ class _Unit:
         self.values: dict[str, float] | None = None
         self.image: dict[RegisterTable, dict[int, int]] | None = None
         self.stepped_at = now
-        self.refresh(settings, now)
+        self.refresh(settings, now, frame)
 
-    def refresh(self, settings: EmulatorSettings, now: float) -> None:
+    def refresh(self, settings: EmulatorSettings, now: float, frame: Mapping[int, int]) -> None:
         self.stepped_at = now
         self.values = self.simulator.step(now)
         if self.values is None:  # a simulated dropout: the unit stays silent
@@ -158,6 +161,44 @@ class _Unit:
             base = settings.sunspec_base
             self.image[RegisterTable.HOLDING].update({base: SUNSPEC_MARKER[0]})
             self.image[RegisterTable.HOLDING].update({base + 1: SUNSPEC_MARKER[1]})
+        self.image[RegisterTable.HOLDING].update(frame)
+
+
+def sunspec_frame(driver: Driver, base: int) -> tuple[Driver, dict[int, int]]:
+    """A SunSpec driver served as a SunSpec device with its map at ``base``.
+
+    Returns:
+        The driver moved to sit behind a common model at ``base`` + 2 (itself at ``base`` + 2
+        for model 1), and the chain's registers: the common model's header and identity
+        strings, the model's header (ID, L) and the end marker. A driver without a
+        ``[sunspec]`` table comes back unchanged with no frame.
+    """
+    # sunspec.py builds on this module (the marker, encode_readings), hence the late import.
+    from gridedge.links.modbus.sunspec import (
+        COMMON_LENGTH,
+        CommonInfo,
+        ModelInstance,
+        bind,
+        chain_image,
+    )
+
+    if driver.sunspec is None:
+        return driver, {}
+    model = driver.sunspec.model
+    shift = 0 if model == 1 else 2 + COMMON_LENGTH
+    header = base + 2 + shift
+    ends = [ch.address + ch.count for ch in driver.channels]
+    ends += [ch.scale_factor_address + 1 for ch in driver.channels if ch.scale_factor_address]
+    length = max(ends) - driver.sunspec.header_address - 2
+    if model == 1:
+        length = max(length, COMMON_LENGTH)
+    bound = bind(driver, ModelInstance(model, header, length))
+    identity = CommonInfo("gridedge", f"emulated {driver.id}"[:32], "", "", "emulated")
+    if model == 1:  # the driver is the common model itself: its DA follows the strings
+        return bound, chain_image(base, [], identity)
+    chain = chain_image(base, [(bound, {}, length)], identity)
+    # The model's data stays out of the frame: each refresh encodes it from the reading.
+    return bound, {a: w for a, w in chain.items() if not header + 2 <= a < header + 2 + length}
 
 
 class Emulator:
@@ -169,11 +210,19 @@ class Emulator:
     """
 
     def __init__(self, settings: EmulatorSettings, clock: Callable[[], float] = time.time) -> None:
+        self._frame: dict[int, int] = {}
+        if settings.sunspec_base is not None:
+            driver, self._frame = sunspec_frame(settings.driver, settings.sunspec_base)
+            settings = dataclasses.replace(settings, driver=driver)
         self._settings = settings
         self._clock = clock
         self._spans = register_spans(settings.driver, settings.sunspec_base)
+        if self._frame:
+            held = self._spans[RegisterTable.HOLDING]
+            low, high = min(held.start, *self._frame), max(held.stop, max(self._frame) + 1)
+            self._spans[RegisterTable.HOLDING] = range(low, high)
         now = clock()
-        self._units = {u: _Unit(u, settings, now) for u in settings.unit_ids}
+        self._units = {u: _Unit(u, settings, now, self._frame) for u in settings.unit_ids}
 
     def values(self, unit_id: int) -> dict[str, float] | None:
         """The reading unit ``unit_id`` currently serves (None during a dropout)."""
@@ -195,7 +244,7 @@ class Emulator:
             raise DeviceFaultError(device, self._settings.exception_code, address)
         now = self._clock()
         if not self._settings.frozen and now - unit.stepped_at >= self._settings.refresh_s:
-            unit.refresh(self._settings, now)
+            unit.refresh(self._settings, now, self._frame)
         if unit.image is None:
             raise DeviceUnreachableError(device, "simulated dropout")
         span = self._spans.get(table)

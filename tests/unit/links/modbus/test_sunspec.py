@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from gridedge.config import Config, parse_config
 from gridedge.errors import DriverError, FrameError, LinkError
 from gridedge.links.factory import open_links
+from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.links.modbus.settings import ModbusTcpLinkConfig
 from gridedge.links.modbus.sunspec import (
     CommonInfo,
@@ -191,3 +192,22 @@ async def test_any_register_image_gives_a_chain_or_our_error(
         return
     assert len(chain.models) <= 32
     assert all(m.header >= 40002 for m in chain.models)
+
+
+@pytest.mark.parametrize("driver_id", ["sunspec-inverter-103", "sunspec-common-1"])
+async def test_the_emulator_serves_a_sunspec_driver_as_a_discoverable_chain(driver_id: str) -> None:
+    """With a SunSpec base the emulator puts the model behind a common model; discovery finds it
+    there and reads back the simulated values."""
+    settings = EmulatorSettings(driver=builtin(driver_id), unit_ids=(1,), sunspec_base=1000)
+    emulator = Emulator(settings, clock=lambda: 1767614400.0)
+    bus = FakeBus(emulator.read)
+    chain = await read_chain(bus, "d", 1, 0.1, base=1000)
+    assert chain.common is not None
+    assert chain.common.model == f"emulated {driver_id}"
+    link = SunSpecLink("m", builtin(driver_id), bus, unit_id=1, timeout_s=0.1, base=1000)
+    values = await link.read()
+    truth = emulator.values(1) or {}
+    assert set(values) == set(builtin(driver_id).channel_names)
+    for name in ("active_power", "voltage_l1", "frequency"):
+        if name in truth:
+            assert values[name] == pytest.approx(truth[name], rel=1e-3, abs=0.051), name
