@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -29,6 +29,19 @@ from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError
 from gridedge.links.modbus.bus import serve_modbus
 from gridedge.links.modbus.codec import encode, encode_channel
 from gridedge.links.modbus.settings import SerialEndpoint, TcpEndpoint
+from gridedge.links.modbus.sunspec import (
+    COMMON_FIELDS,
+    COMMON_LENGTH,
+    COMMON_MODEL,
+    END_MODEL,
+    CommonInfo,
+    ModelInstance,
+    bind,
+    encode_string,
+)
+from gridedge.links.modbus.sunspec import (
+    SUNSPEC_MARKER as SUNSPEC_MARKER,  # re-exported: scan and tests know it from here
+)
 from gridedge.links.simulated import log_fault
 from gridedge.log import get_logger
 from gridedge.signals import signal_trigger
@@ -36,9 +49,6 @@ from gridedge.simulator.faults import FaultPlan
 from gridedge.simulator.physics import MeterSimulator, SimulationParams
 
 _log = get_logger("emulator")
-
-SUNSPEC_MARKER = (0x5375, 0x6E53)
-"""``"SunS"``: the two holding registers that open a SunSpec register map."""
 
 ILLEGAL_ADDRESS = 2
 """The Modbus exception code for a read outside the device's register map."""
@@ -173,15 +183,6 @@ def sunspec_frame(driver: Driver, base: int) -> tuple[Driver, dict[int, int]]:
         strings, the model's header (ID, L) and the end marker. A driver without a
         ``[sunspec]`` table comes back unchanged with no frame.
     """
-    # sunspec.py builds on this module (the marker, encode_readings), hence the late import.
-    from gridedge.links.modbus.sunspec import (
-        COMMON_LENGTH,
-        CommonInfo,
-        ModelInstance,
-        bind,
-        chain_image,
-    )
-
     if driver.sunspec is None:
         return driver, {}
     model = driver.sunspec.model
@@ -276,3 +277,54 @@ async def run_emulator(
         )
         await shutdown_trigger()
     _log.info("emulator.stopped")
+
+
+def chain_image(
+    base: int,
+    models: Sequence[tuple[Driver, Mapping[str, float], int]],
+    common: CommonInfo | None = None,
+) -> dict[int, int]:
+    """The holding registers of a device serving ``models`` in order after ``"SunS"`` at ``base``.
+
+    Args:
+        base: the marker's address.
+        models: (driver, values, length L) per model; the values are encoded through the
+            driver bound where the model lands.
+        common: when given, a common model 1 is put first with these strings.
+    """
+    image: dict[int, int] = {base: SUNSPEC_MARKER[0], base + 1: SUNSPEC_MARKER[1]}
+    address = base + 2
+    if common is not None:
+        image[address], image[address + 1] = COMMON_MODEL, COMMON_LENGTH
+        for key, (at, n) in COMMON_FIELDS.items():
+            for i, word in enumerate(encode_string(getattr(common, key), n)):
+                image[address + at + i] = word
+        address += 2 + COMMON_LENGTH
+    for driver, values, length in models:
+        if driver.sunspec is None:
+            raise ValueError(f"driver {driver.id} has no [sunspec] table")
+        instance = ModelInstance(driver.sunspec.model, address, length)
+        image[address], image[address + 1] = instance.model, length
+        for a in range(address + 2, instance.end):
+            image.setdefault(a, 0)
+        image.update(encode_readings(bind(driver, instance), values)[RegisterTable.HOLDING])
+        address = instance.end
+    image[address], image[address + 1] = END_MODEL, 0
+    return image
+
+
+def image_source(image: Mapping[int, int], device: str = "sunspec") -> _ImageSource:
+    """A register source (for :func:`~gridedge.links.modbus.bus.serve_modbus`) over ``image``."""
+    return _ImageSource(image, device)
+
+
+class _ImageSource:
+    def __init__(self, image: Mapping[int, int], device: str) -> None:
+        self.image = dict(image)
+        self._device = device
+
+    def __call__(self, unit_id: int, table: RegisterTable, address: int, count: int) -> list[int]:
+        span = range(address, address + count)
+        if table is not RegisterTable.HOLDING or any(a not in self.image for a in span):
+            raise DeviceFaultError(f"{self._device}-{unit_id}", 2, address)
+        return [self.image[a] for a in span]

@@ -12,23 +12,25 @@ strings, generated with 4). :class:`SunSpecLink` discovers the chain at its firs
 reads through a :class:`~gridedge.links.modbus.link.ModbusLink` of the bound driver; a failed
 discovery is retried at the next read.
 
-:func:`chain_image` is the inverse, for emulators and tests: the registers of a device serving
-a given chain.
+:func:`gridedge.links.modbus.emulator.chain_image` is the inverse, for emulators and tests:
+the registers of a device serving a given chain.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gridedge.drivers import Driver, RegisterTable
 from gridedge.errors import DeviceFaultError, FrameError
-from gridedge.links.modbus.emulator import SUNSPEC_MARKER, encode_readings
 from gridedge.links.modbus.link import ModbusLink, RegisterBus
 from gridedge.log import get_logger
 
 _log = get_logger("sunspec")
+
+SUNSPEC_MARKER = (0x5375, 0x6E53)
+"""``"SunS"``: the two holding registers that open a SunSpec register map."""
 
 SUNSPEC_BASES = (40000, 0, 50000)
 """Where a SunSpec map may start, in the order the SunSpec specification lists them."""
@@ -41,8 +43,9 @@ COMMON_MODEL = 1
 COMMON_LENGTH = 66
 # Model 1 data, by offset from the header (sunspec/models json/model_1.json): Mn 2-17,
 # Md 18-33, Opt 34-41, Vr 42-49, SN 50-65, DA 66.
-_COMMON_STRINGS = {"manufacturer": (2, 16), "model": (18, 16), "options": (34, 8)}
-_COMMON_STRINGS |= {"version": (42, 8), "serial": (50, 16)}
+COMMON_FIELDS = {"manufacturer": (2, 16), "model": (18, 16), "options": (34, 8)}
+COMMON_FIELDS |= {"version": (42, 8), "serial": (50, 16)}
+"""Model 1's strings: (offset from the header, registers), by :class:`CommonInfo` field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,7 @@ async def read_chain(
             device, unit_id, RegisterTable.HOLDING, first.header, 66, timeout_s=timeout_s
         )
         common = CommonInfo(
-            **{k: decode_string(words[at : at + n]) for k, (at, n) in _COMMON_STRINGS.items()}
+            **{k: decode_string(words[at : at + n]) for k, (at, n) in COMMON_FIELDS.items()}
         )
     return SunSpecChain(start, tuple(models), common)
 
@@ -273,54 +276,3 @@ class SunSpecLink:
             timeout_s=self._timeout_s,
             retries=self._retries,
         )
-
-
-def chain_image(
-    base: int,
-    models: Sequence[tuple[Driver, Mapping[str, float], int]],
-    common: CommonInfo | None = None,
-) -> dict[int, int]:
-    """The holding registers of a device serving ``models`` in order after ``"SunS"`` at ``base``.
-
-    Args:
-        base: the marker's address.
-        models: (driver, values, length L) per model; the values are encoded through the
-            driver bound where the model lands.
-        common: when given, a common model 1 is put first with these strings.
-    """
-    image: dict[int, int] = {base: SUNSPEC_MARKER[0], base + 1: SUNSPEC_MARKER[1]}
-    address = base + 2
-    if common is not None:
-        image[address], image[address + 1] = COMMON_MODEL, COMMON_LENGTH
-        for key, (at, n) in _COMMON_STRINGS.items():
-            for i, word in enumerate(encode_string(getattr(common, key), n)):
-                image[address + at + i] = word
-        address += 2 + COMMON_LENGTH
-    for driver, values, length in models:
-        if driver.sunspec is None:
-            raise ValueError(f"driver {driver.id} has no [sunspec] table")
-        instance = ModelInstance(driver.sunspec.model, address, length)
-        image[address], image[address + 1] = instance.model, length
-        for a in range(address + 2, instance.end):
-            image.setdefault(a, 0)
-        image.update(encode_readings(bind(driver, instance), values)[RegisterTable.HOLDING])
-        address = instance.end
-    image[address], image[address + 1] = END_MODEL, 0
-    return image
-
-
-def image_source(image: Mapping[int, int], device: str = "sunspec") -> _ImageSource:
-    """A register source (for :func:`~gridedge.links.modbus.bus.serve_modbus`) over ``image``."""
-    return _ImageSource(image, device)
-
-
-class _ImageSource:
-    def __init__(self, image: Mapping[int, int], device: str) -> None:
-        self.image = dict(image)
-        self._device = device
-
-    def __call__(self, unit_id: int, table: RegisterTable, address: int, count: int) -> list[int]:
-        span = range(address, address + count)
-        if table is not RegisterTable.HOLDING or any(a not in self.image for a in span):
-            raise DeviceFaultError(f"{self._device}-{unit_id}", 2, address)
-        return [self.image[a] for a in span]

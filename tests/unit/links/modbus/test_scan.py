@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, RegisterTable, load_drivers
 from gridedge.errors import DeviceFaultError
-from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
+from gridedge.links.modbus.emulator import Emulator, EmulatorSettings, chain_image, image_source
 from gridedge.links.modbus.scan import DriverMatch, UnitReport, describe, probe, scan_bus
-from gridedge.links.modbus.sunspec import CommonInfo, chain_image, image_source
+from gridedge.links.modbus.sunspec import CommonInfo
 from tests.unit.links.modbus.fakes import FakeBus, builtin
 
 START = 1767571200.0

@@ -12,17 +12,15 @@ from hypothesis import strategies as st
 from gridedge.config import Config, parse_config
 from gridedge.errors import DriverError, FrameError, LinkError
 from gridedge.links.factory import open_links
-from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
+from gridedge.links.modbus.emulator import Emulator, EmulatorSettings, chain_image, image_source
 from gridedge.links.modbus.settings import ModbusTcpLinkConfig
 from gridedge.links.modbus.sunspec import (
     CommonInfo,
     ModelInstance,
     SunSpecLink,
     bind,
-    chain_image,
     decode_string,
     encode_string,
-    image_source,
     read_chain,
 )
 from tests.unit.links.modbus.fakes import FakeBus, builtin
