@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -148,8 +149,15 @@ def test_the_daemon_reads_every_driver_as_the_emulator_encoded_it(
     """The sample the daemon stored holds every channel, each equal to the value the emulated
     registers encode (read again with the bus alone and decoded by the codec)."""
     stored, encoded, _ = library[driver_id]
-    assert set(stored) == set(DRIVERS[driver_id].channel_names)
+    driver = DRIVERS[driver_id]
+    assert set(stored) == set(driver.channel_names)
     assert stored == encoded
+    for ch in driver.channels:  # a simulated reading is plausible, so within every limit
+        low = -math.inf if ch.min is None else ch.min
+        high = math.inf if ch.max is None else ch.max
+        assert low <= stored[ch.name] <= high, ch.name
+    if "frequency" in stored:
+        assert stored["frequency"] == pytest.approx(driver.nominal.frequency_hz, abs=1.0)
 
 
 def _mbpoll_words(port: str, address: int, count: int) -> list[int]:
