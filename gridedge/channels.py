@@ -3,6 +3,15 @@
 Drivers map a meter model's registers onto these names and units, so that consumers never depend
 on the meter model. Single-phase meters use the ``_l1`` channels. A driver may add a
 vendor-specific channel whose name starts with ``x_``; it is carried through unchanged.
+
+Inverters (SunSpec models 101-103, 111-113) reuse the meter names for their AC side, seen from
+the inverter: ``active_power`` is what it feeds in (negative while it draws), ``energy_export``
+its lifetime AC yield. Their DC side is ``dc_current``, ``dc_voltage``, ``dc_power``; the
+temperatures are ``temperature_cabinet``, ``temperature_heatsink``, ``temperature_transformer``
+and ``temperature_other``. DC strings (SunSpec model 160, one block per MPPT input) are numbered
+from 1: ``dc_current_s1``, ``dc_voltage_s1``, ``dc_power_s1``, ``dc_energy_s1``,
+``temperature_s1`` up to :data:`MAX_DC_STRINGS`. Storage (model 124) reports
+``battery_state_of_charge``, ``battery_voltage`` and ``battery_charge_power_max``.
 """
 
 from __future__ import annotations
@@ -29,6 +38,9 @@ class ChannelInfo:
 
 
 VENDOR_PREFIX = "x_"
+
+MAX_DC_STRINGS = 16
+"""DC strings (MPPT inputs) with canonical names: ``dc_power_s1`` .. ``dc_power_s16``."""
 
 
 def _build() -> dict[str, ChannelInfo]:
@@ -70,7 +82,33 @@ def _build() -> dict[str, ChannelInfo]:
         "W", "active_power", 0.1, "total active power demand (meter's demand period)"
     )
     table["temperature"] = ChannelInfo("°C", "temperature", 0.1, "meter or equipment temperature")
+    _add_inverter(table)
     return table
+
+
+def _add_inverter(table: dict[str, ChannelInfo]) -> None:
+    table["dc_current"] = ChannelInfo("A", "dc_current", 0.01, "inverter DC input current")
+    table["dc_voltage"] = ChannelInfo("V", "dc_voltage", 0.1, "inverter DC input voltage")
+    table["dc_power"] = ChannelInfo("W", "dc_power", 1.0, "inverter DC input power")
+    for where in ("cabinet", "heatsink", "transformer", "other"):
+        table[f"temperature_{where}"] = ChannelInfo(
+            "°C", "temperature", 0.1, f"inverter {where} temperature"
+        )
+    for n in range(1, MAX_DC_STRINGS + 1):
+        table[f"dc_current_s{n}"] = ChannelInfo("A", "dc_current", 0.01, f"DC string {n} current")
+        table[f"dc_voltage_s{n}"] = ChannelInfo("V", "dc_voltage", 0.1, f"DC string {n} voltage")
+        table[f"dc_power_s{n}"] = ChannelInfo("W", "dc_power", 1.0, f"DC string {n} power")
+        table[f"dc_energy_s{n}"] = ChannelInfo("kWh", "energy", 0.001, f"DC string {n} energy")
+        table[f"temperature_s{n}"] = ChannelInfo(
+            "°C", "temperature", 0.1, f"DC string {n} module temperature"
+        )
+    table["battery_state_of_charge"] = ChannelInfo(
+        "%", "state_of_charge", 0.1, "battery charge, percent of its rated capacity"
+    )
+    table["battery_voltage"] = ChannelInfo("V", "dc_voltage", 0.1, "battery (internal) voltage")
+    table["battery_charge_power_max"] = ChannelInfo(
+        "W", "dc_power", 1.0, "battery setpoint for maximum charge power"
+    )
 
 
 CHANNELS: MappingProxyType[str, ChannelInfo] = MappingProxyType(_build())

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, cast
 
 from gridedge import __version__
 from gridedge.analytics.replay import add_replay_command
+from gridedge.cli.drivers import add_driver_options, check_file, print_search
 from gridedge.cli.modbus import add_emulate_command, add_scan_command
 from gridedge.cli.preflight import preflight
 from gridedge.cli.tail import add_tail_command
@@ -67,6 +68,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_drivers(args: argparse.Namespace) -> int:
+    if args.check is not None:
+        return check_file(Path(args.check))
     dirs = [BUILTIN_DRIVERS_DIR]
     if args.config is not None:
         dirs = [BUILTIN_DRIVERS_DIR]
@@ -75,6 +78,8 @@ def _cmd_drivers(args: argparse.Namespace) -> int:
             dirs.append(gw.drivers_dir)
     dirs.extend(Path(d) for d in args.dir)
     drivers = load_drivers(dirs)
+    if args.search is not None:
+        return print_search(drivers, args.search, args.json)
     if args.json:
         rows = [
             {
@@ -285,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--dir", action="append", default=[], help="extra drivers folder")
     p.add_argument("--json", action="store_true", help="print JSON with every channel")
+    add_driver_options(p)
     p.set_defaults(func=_cmd_drivers)
     p = sub.add_parser("outbox", help="print outbox statistics (works while the daemon runs)")
     with_config(p)

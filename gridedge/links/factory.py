@@ -6,9 +6,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 
 from gridedge.drivers import Driver
+from gridedge.errors import DriverError
 from gridedge.links import Link
 from gridedge.links.modbus.bus import ModbusBus, open_modbus_bus
 from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.sunspec import SunSpecLink
 from gridedge.links.settings import MeterConfig, SimulatedLinkConfig
 from gridedge.links.simulated import SimulatedLink, log_fault
 from gridedge.simulator.physics import MeterSimulator
@@ -33,9 +35,27 @@ async def open_links(
         bus = buses.get(link.bus)
         if bus is None:
             bus = buses[link.bus] = await stack.enter_async_context(open_modbus_bus(link))
+        driver = drivers[meter.driver]
+        if link.sunspec:
+            if driver.sunspec is None:
+                raise DriverError(
+                    f"meters.{meter.id}.driver",
+                    f"sunspec = true needs a SunSpec driver ([sunspec] table), not {driver.id}",
+                )
+            links[meter.id] = SunSpecLink(
+                meter.id,
+                driver,
+                bus,
+                unit_id=link.unit_id,
+                timeout_s=link.timeout_s,
+                retries=link.retries,
+                base=link.sunspec_base,
+                index=link.sunspec_index,
+            )
+            continue
         links[meter.id] = ModbusLink(
             meter.id,
-            drivers[meter.driver],
+            driver,
             bus,
             unit_id=link.unit_id,
             timeout_s=link.timeout_s,

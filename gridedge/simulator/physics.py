@@ -254,7 +254,7 @@ class MeterSimulator:
         raw = self._physics(ts, dt, effects, first)
         if active:
             distort_readings(active, raw, ts)
-        out = {name: round(raw[name] * scale) / scale for name, scale in self._spec}
+        out = {name: round(raw.get(name, 0.0) * scale) / scale for name, scale in self._spec}
         if active:
             return self._stick(active, out)
         self._last = out

@@ -205,6 +205,8 @@ class Subscriber:
             if message.topic.endswith("/status"):
                 self.statuses.append((message.payload.decode(), bool(message.retain)))
                 return
+            if message.topic.endswith(("/health", "/state")):
+                return  # the gateway's health report and Home Assistant's state: no envelopes
             entries = unpack(bytes(message.payload))
             self.seqs.extend(int(e["seq"]) for e in entries)
             self.largest_message = max(self.largest_message, len(entries))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gridedge.channels import CHANNELS
+from gridedge.cli.main import main
 from gridedge.drivers import (
     BUILTIN_DRIVERS_DIR,
     DataType,
@@ -266,7 +271,7 @@ def test_new_model_plans_into_far_fewer_reads_than_channels(driver_id: str) -> N
     assert len(plan) * 3 <= len(driver.channels)
     assert all(read.count <= driver.max_registers_per_request for read in plan)
     planned = {ch.name for read in plan for ch in read.channels}
-    assert planned == set(driver.channel_names)
+    assert planned == {ch.name for ch in driver.channels}
 
 
 def _decode(driver_id: str, words: dict[int, int]) -> dict[str, float]:
@@ -381,3 +386,161 @@ def test_float_models_decode_big_endian_ieee754() -> None:
     )
     assert dtsu["voltage_l1"] == pytest.approx(229.0)  # float 2290.0 in 0.1 V
     assert dtsu["frequency"] == pytest.approx(49.99)  # float 4999.0 in 0.01 Hz
+
+
+# --- sentinels, computed channels, aliases, [sunspec]; drivers --search / --check ----------
+
+
+def test_sentinels_load_as_raw_patterns_and_nan(tmp_path: Path) -> None:
+    """na lists raw register patterns; nan is accepted for float channels."""
+    text = MINIMAL + "na = [nan, 0xFFFFFFFF]\n" + _extra("x_s", "address = 10", U32, "na = [0]")
+    driver = load_driver(_write(tmp_path, text))
+    assert driver.channel("voltage_l1").na == (0xFFFFFFFF,)
+    assert driver.channel("voltage_l1").na_nan
+    assert driver.channel("x_s").na == (0,)
+
+
+@pytest.mark.parametrize(
+    ("extra", "path", "problem"),
+    [
+        (_extra("x_s", "address = 10", U32, "na = [nan]"), "na[0]", "float types"),
+        (_extra("x_s", "address = 10", U32, "na = [0x1FFFFFFFF]"), "na[0]", "0..0xffffffff"),
+        (_extra("x_s", "address = 10", U32, "na = []"), "na", "non-empty"),
+        (_extra("x_s", "address = 10", U32, 'na = "0x8000"'), "na", "array"),
+    ],
+)
+def test_bad_sentinels_name_their_key(tmp_path: Path, extra: str, path: str, problem: str) -> None:
+    """A sentinel that cannot occur in the channel's type is refused with its dotted path."""
+    with pytest.raises(DriverError, match=problem) as info:
+        load_driver(_write(tmp_path, MINIMAL + extra))
+    assert info.value.path == f"channels.x_s.{path}"
+
+
+def test_computed_channels_and_aliases_load(tmp_path: Path) -> None:
+    """[computed] sums two register channels; aliases name the relabelled hardware."""
+    text = MINIMAL.replace("phases = 1", 'phases = 1\naliases = ["Relabel R1"]') + (
+        _extra("x_a", "address = 10", F32, 'unit = "W"')
+        + _extra("x_b", "address = 12", F32, 'unit = "W"')
+        + '[computed]\nactive_power = { difference = ["x_a", "x_b"] }\n'
+    )
+    driver = load_driver(_write(tmp_path, text))
+    assert driver.aliases == ("Relabel R1",)
+    (c,) = driver.computed
+    assert (c.name, c.op.value, c.operands, c.unit) == (
+        "active_power",
+        "difference",
+        ("x_a", "x_b"),
+        "W",
+    )
+    assert driver.channel_names[-1] == "active_power"
+
+
+@pytest.mark.parametrize(
+    ("computed", "path", "problem"),
+    [
+        ('active_power = { sum = ["x_a", "x_zz"] }', "computed.active_power.sum[1]", "x_zz"),
+        ('active_power = { sum = ["x_a"] }', "computed.active_power.sum", "two channel"),
+        ("active_power = { }", "computed.active_power", "exactly one"),
+        ('voltage_l1 = { sum = ["x_a", "x_a"] }', "computed.voltage_l1", "register channel"),
+        ('energy_import = { sum = ["x_a", "x_a"] }', "computed.energy_import.sum", "operands"),
+    ],
+)
+def test_bad_computed_channels_name_their_key(
+    tmp_path: Path, computed: str, path: str, problem: str
+) -> None:
+    """Unknown operands, wrong arity, a name clash or mixed units are refused."""
+    text = MINIMAL + _extra("x_a", "address = 10", F32, 'unit = "W"') + f"[computed]\n{computed}\n"
+    with pytest.raises(DriverError, match=problem) as info:
+        load_driver(_write(tmp_path, text))
+    assert info.value.path == path
+
+
+def test_the_library_holds_every_sunspec_model_named_in_the_issue() -> None:
+    """Models 1, 101-103, 111-113, 124, 160, 201-204 and 211-214 ship, each with its table."""
+    drivers = load_drivers([BUILTIN_DRIVERS_DIR])
+    models = {d.sunspec.model for d in drivers.values() if d.sunspec is not None}
+    wanted = {1, 101, 102, 103, 111, 112, 113, 124, 160, 201, 202, 203, 204, 211, 212, 213, 214}
+    assert models == wanted
+
+
+def test_search_matches_every_word_in_names_and_aliases(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`drivers --search` finds by manufacturer and model words, and by alias."""
+    text = MINIMAL.replace("phases = 1", 'phases = 1\naliases = ["Relabel R1"]')
+    _write(tmp_path, text)
+    assert main(["drivers", "--dir", str(tmp_path), "--search", "relabel r1"]) == 0
+    assert capsys.readouterr().out.startswith("acme-m1 ")
+    assert main(["drivers", "--search", "sunspec 160"]) == 0
+    assert "sunspec-mppt-160" in capsys.readouterr().out
+    assert main(["drivers", "--search", "no such meter"]) == 1
+
+
+def test_check_passes_a_shipped_driver(capsys: pytest.CaptureFixture[str]) -> None:
+    """`drivers --check` loads, plans and round-trips a good file, and says so."""
+    assert main(["drivers", "--check", str(BUILTIN_DRIVERS_DIR / "eastron-sdm630.toml")]) == 0
+    assert capsys.readouterr().out.startswith("ok: eastron-sdm630: 38 channels")
+
+
+def test_check_names_the_channel_a_plausible_reading_does_not_fit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """230 V in millivolts overflows a uint16: --check names the channel that cannot hold it."""
+    text = MINIMAL.replace('type = "float32"', 'type = "uint16"\nscale = 0.001')
+    assert main(["drivers", "--check", str(_write(tmp_path, text))]) == 2
+    out = capsys.readouterr().out
+    assert "channels.voltage_l1:" in out
+    assert "read back as" in out
+
+
+def test_check_of_a_broken_file_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file that does not load gives exit 2 and one line naming the file and key."""
+    path = _write(tmp_path, MINIMAL.replace('type = "float32"', 'type = "float33"'))
+    assert main(["drivers", "--check", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(path) in err
+    assert "channels.voltage_l1.type" in err
+
+
+_ASCII = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=5)
+_TOML_VALUES = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True),
+    _ASCII,
+    st.booleans(),
+    st.lists(st.one_of(st.integers(-5, 2**33), st.floats(allow_nan=True), _ASCII)),
+)
+
+
+@given(_TOML_VALUES, st.sampled_from(["int16", "uint32", "float32", "float64"]))
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+def test_any_na_value_loads_or_is_a_driver_error(tmp_path: Path, value: object, dtype: str) -> None:
+    """Whatever `na` holds, the loader accepts it or raises DriverError naming channels.x_s.na."""
+    text = MINIMAL + _extra("x_s", "address = 10", f'type = "{dtype}"', f"na = {_toml(value)}")
+    try:
+        driver = load_driver(_write(tmp_path, text))
+    except DriverError as exc:
+        error = exc
+    else:
+        assert driver.channel("x_s").na or driver.channel("x_s").na_nan
+        return
+    assert error.path.startswith("channels.x_s.na")
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)

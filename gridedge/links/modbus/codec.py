@@ -13,6 +13,11 @@ table, value times ``10 ** sf``). The planner treats each such register as a one
 to cover, so it lands in some read; every :class:`ReadRequest` lists the scale-factor addresses
 it covers. A poll therefore gathers :func:`read_scale_factors` from all responses first and hands
 them to :func:`decode_response`, which also picks up the ones in its own response.
+
+Missing values: :func:`decode_value` returns None for a channel whose registers hold one of its
+``na`` sentinels or whose scale factor is the SunSpec "not implemented" value, so the channel
+is left out of the sample without counting as an error. :func:`compute` derives the computed
+channels from the decoded ones.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from gridedge.drivers import Channel, DataType, Order, RegisterTable
+from gridedge.drivers import Channel, Computed, ComputeOp, DataType, Order, RegisterTable
 from gridedge.errors import CodecError
 
 MAX_READ_REGISTERS = 125
@@ -31,6 +36,9 @@ MAX_READ_REGISTERS = 125
 
 MAX_READ_BITS = 2000
 """Most bits one Modbus read may return (function codes 1 and 2)."""
+
+SCALE_FACTOR_NA = -32768
+"""A SunSpec scale-factor register holding 0x8000: the values it scales are not implemented."""
 
 MAX_SCALE_FACTOR = 10
 """SunSpec scale factors range over -10..10; anything else is "not implemented" or garbage."""
@@ -144,6 +152,45 @@ def decode_channel(
     if not math.isfinite(value):
         raise CodecError(f"{channel.name}: the meter sent a non-finite value ({value})")
     return float(value)
+
+
+def is_not_available(channel: Channel, registers: Sequence[int]) -> bool:
+    """True when ``registers`` hold one of the channel's ``na`` sentinels."""
+    if not (channel.na or channel.na_nan) or len(registers) != channel.count:
+        return False
+    if any(not isinstance(w, int) or not 0 <= w <= 0xFFFF for w in registers):
+        return False  # not a sentinel: decode_channel reports the garbage
+    data = _words_to_bytes(registers, channel.byte_order, channel.word_order)
+    if int.from_bytes(data, "big") in channel.na:
+        return True
+    if channel.na_nan and channel.type.is_float:
+        return math.isnan(struct.unpack(">" + _FORMATS[channel.type], data)[0])
+    return False
+
+
+def decode_value(
+    channel: Channel, registers: Sequence[int], scale_factor: int | None = None
+) -> float | None:
+    """Like :func:`decode_channel`, but None when the meter says the value is not available.
+
+    Raises:
+        CodecError: as :func:`decode_channel`.
+    """
+    if channel.scale_factor_address is not None and scale_factor == SCALE_FACTOR_NA:
+        return None
+    if is_not_available(channel, registers):
+        return None
+    return decode_channel(channel, registers, scale_factor)
+
+
+def compute(computed: Sequence[Computed], values: Mapping[str, float]) -> dict[str, float]:
+    """The computed channels whose operands are both in ``values``."""
+    out: dict[str, float] = {}
+    for c in computed:
+        a, b = (values.get(name) for name in c.operands)
+        if a is not None and b is not None:
+            out[c.name] = a + b if c.op is ComputeOp.SUM else a - b
+    return out
 
 
 def encode_channel(channel: Channel, value: float, scale_factor: int | None = None) -> list[int]:
@@ -318,7 +365,7 @@ def decode_response(
             those inside this response are read from it directly.
 
     Returns:
-        Physical values by channel name.
+        Physical values by channel name; channels holding a sentinel are left out.
 
     Raises:
         CodecError: the response has the wrong length or any channel fails to decode (the
@@ -329,7 +376,9 @@ def decode_response(
     for ch in request.channels:
         at = ch.address - request.address
         sf = None if ch.scale_factor_address is None else factors.get(ch.scale_factor_address)
-        values[ch.name] = decode_channel(ch, registers[at : at + ch.count], sf)
+        value = decode_value(ch, registers[at : at + ch.count], sf)
+        if value is not None:
+            values[ch.name] = value
     return values
 
 

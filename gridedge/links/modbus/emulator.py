@@ -18,8 +18,9 @@ Modbus library.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -28,6 +29,19 @@ from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError
 from gridedge.links.modbus.bus import serve_modbus
 from gridedge.links.modbus.codec import encode, encode_channel
 from gridedge.links.modbus.settings import SerialEndpoint, TcpEndpoint
+from gridedge.links.modbus.sunspec import (
+    COMMON_FIELDS,
+    COMMON_LENGTH,
+    COMMON_MODEL,
+    END_MODEL,
+    CommonInfo,
+    ModelInstance,
+    bind,
+    encode_string,
+)
+from gridedge.links.modbus.sunspec import (
+    SUNSPEC_MARKER as SUNSPEC_MARKER,  # re-exported: scan and tests know it from here
+)
 from gridedge.links.simulated import log_fault
 from gridedge.log import get_logger
 from gridedge.signals import signal_trigger
@@ -35,9 +49,6 @@ from gridedge.simulator.faults import FaultPlan
 from gridedge.simulator.physics import MeterSimulator, SimulationParams
 
 _log = get_logger("emulator")
-
-SUNSPEC_MARKER = (0x5375, 0x6E53)
-"""``"SunS"``: the two holding registers that open a SunSpec register map."""
 
 ILLEGAL_ADDRESS = 2
 """The Modbus exception code for a read outside the device's register map."""
@@ -133,7 +144,9 @@ def register_spans(driver: Driver, sunspec_base: int | None = None) -> dict[Regi
 class _Unit:
     """One emulated meter: its simulator and its current register image."""
 
-    def __init__(self, unit_id: int, settings: EmulatorSettings, now: float) -> None:
+    def __init__(
+        self, unit_id: int, settings: EmulatorSettings, now: float, frame: Mapping[int, int]
+    ) -> None:
         self.simulator = MeterSimulator(
             f"unit-{unit_id}",
             settings.driver,
@@ -145,9 +158,9 @@ class _Unit:
         self.values: dict[str, float] | None = None
         self.image: dict[RegisterTable, dict[int, int]] | None = None
         self.stepped_at = now
-        self.refresh(settings, now)
+        self.refresh(settings, now, frame)
 
-    def refresh(self, settings: EmulatorSettings, now: float) -> None:
+    def refresh(self, settings: EmulatorSettings, now: float, frame: Mapping[int, int]) -> None:
         self.stepped_at = now
         self.values = self.simulator.step(now)
         if self.values is None:  # a simulated dropout: the unit stays silent
@@ -158,6 +171,35 @@ class _Unit:
             base = settings.sunspec_base
             self.image[RegisterTable.HOLDING].update({base: SUNSPEC_MARKER[0]})
             self.image[RegisterTable.HOLDING].update({base + 1: SUNSPEC_MARKER[1]})
+        self.image[RegisterTable.HOLDING].update(frame)
+
+
+def sunspec_frame(driver: Driver, base: int) -> tuple[Driver, dict[int, int]]:
+    """A SunSpec driver served as a SunSpec device with its map at ``base``.
+
+    Returns:
+        The driver moved to sit behind a common model at ``base`` + 2 (itself at ``base`` + 2
+        for model 1), and the chain's registers: the common model's header and identity
+        strings, the model's header (ID, L) and the end marker. A driver without a
+        ``[sunspec]`` table comes back unchanged with no frame.
+    """
+    if driver.sunspec is None:
+        return driver, {}
+    model = driver.sunspec.model
+    shift = 0 if model == 1 else 2 + COMMON_LENGTH
+    header = base + 2 + shift
+    ends = [ch.address + ch.count for ch in driver.channels]
+    ends += [ch.scale_factor_address + 1 for ch in driver.channels if ch.scale_factor_address]
+    length = max(ends) - driver.sunspec.header_address - 2
+    if model == 1:
+        length = max(length, COMMON_LENGTH)
+    bound = bind(driver, ModelInstance(model, header, length))
+    identity = CommonInfo("gridedge", f"emulated {driver.id}"[:32], "", "", "emulated")
+    if model == 1:  # the driver is the common model itself: its DA follows the strings
+        return bound, chain_image(base, [], identity)
+    chain = chain_image(base, [(bound, {}, length)], identity)
+    # The model's data stays out of the frame: each refresh encodes it from the reading.
+    return bound, {a: w for a, w in chain.items() if not header + 2 <= a < header + 2 + length}
 
 
 class Emulator:
@@ -169,11 +211,19 @@ class Emulator:
     """
 
     def __init__(self, settings: EmulatorSettings, clock: Callable[[], float] = time.time) -> None:
+        self._frame: dict[int, int] = {}
+        if settings.sunspec_base is not None:
+            driver, self._frame = sunspec_frame(settings.driver, settings.sunspec_base)
+            settings = dataclasses.replace(settings, driver=driver)
         self._settings = settings
         self._clock = clock
         self._spans = register_spans(settings.driver, settings.sunspec_base)
+        if self._frame:
+            held = self._spans[RegisterTable.HOLDING]
+            low, high = min(held.start, *self._frame), max(held.stop, max(self._frame) + 1)
+            self._spans[RegisterTable.HOLDING] = range(low, high)
         now = clock()
-        self._units = {u: _Unit(u, settings, now) for u in settings.unit_ids}
+        self._units = {u: _Unit(u, settings, now, self._frame) for u in settings.unit_ids}
 
     def values(self, unit_id: int) -> dict[str, float] | None:
         """The reading unit ``unit_id`` currently serves (None during a dropout)."""
@@ -195,7 +245,7 @@ class Emulator:
             raise DeviceFaultError(device, self._settings.exception_code, address)
         now = self._clock()
         if not self._settings.frozen and now - unit.stepped_at >= self._settings.refresh_s:
-            unit.refresh(self._settings, now)
+            unit.refresh(self._settings, now, self._frame)
         if unit.image is None:
             raise DeviceUnreachableError(device, "simulated dropout")
         span = self._spans.get(table)
@@ -227,3 +277,54 @@ async def run_emulator(
         )
         await shutdown_trigger()
     _log.info("emulator.stopped")
+
+
+def chain_image(
+    base: int,
+    models: Sequence[tuple[Driver, Mapping[str, float], int]],
+    common: CommonInfo | None = None,
+) -> dict[int, int]:
+    """The holding registers of a device serving ``models`` in order after ``"SunS"`` at ``base``.
+
+    Args:
+        base: the marker's address.
+        models: (driver, values, length L) per model; the values are encoded through the
+            driver bound where the model lands.
+        common: when given, a common model 1 is put first with these strings.
+    """
+    image: dict[int, int] = {base: SUNSPEC_MARKER[0], base + 1: SUNSPEC_MARKER[1]}
+    address = base + 2
+    if common is not None:
+        image[address], image[address + 1] = COMMON_MODEL, COMMON_LENGTH
+        for key, (at, n) in COMMON_FIELDS.items():
+            for i, word in enumerate(encode_string(getattr(common, key), n)):
+                image[address + at + i] = word
+        address += 2 + COMMON_LENGTH
+    for driver, values, length in models:
+        if driver.sunspec is None:
+            raise ValueError(f"driver {driver.id} has no [sunspec] table")
+        instance = ModelInstance(driver.sunspec.model, address, length)
+        image[address], image[address + 1] = instance.model, length
+        for a in range(address + 2, instance.end):
+            image.setdefault(a, 0)
+        image.update(encode_readings(bind(driver, instance), values)[RegisterTable.HOLDING])
+        address = instance.end
+    image[address], image[address + 1] = END_MODEL, 0
+    return image
+
+
+def image_source(image: Mapping[int, int], device: str = "sunspec") -> _ImageSource:
+    """A register source (for :func:`~gridedge.links.modbus.bus.serve_modbus`) over ``image``."""
+    return _ImageSource(image, device)
+
+
+class _ImageSource:
+    def __init__(self, image: Mapping[int, int], device: str) -> None:
+        self.image = dict(image)
+        self._device = device
+
+    def __call__(self, unit_id: int, table: RegisterTable, address: int, count: int) -> list[int]:
+        span = range(address, address + count)
+        if table is not RegisterTable.HOLDING or any(a not in self.image for a in span):
+            raise DeviceFaultError(f"{self._device}-{unit_id}", 2, address)
+        return [self.image[a] for a in span]

@@ -21,7 +21,13 @@ from typing import Protocol
 
 from gridedge.drivers import Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError, FrameError
-from gridedge.links.modbus.codec import ReadRequest, decode_channel, plan_reads, read_scale_factors
+from gridedge.links.modbus.codec import (
+    ReadRequest,
+    compute,
+    decode_value,
+    plan_reads,
+    read_scale_factors,
+)
 
 
 class RegisterBus(Protocol):
@@ -85,6 +91,7 @@ class ModbusLink:
         self._plan = plan_reads(
             driver.channels, driver.max_registers_per_request, driver.max_gap_registers
         )
+        self._computed = driver.computed
         self._answered_last = True
         self.errors: Counter[str] = Counter()
         """Failed requests by error kind, retried ones included; ``decode`` counts channels
@@ -175,7 +182,11 @@ class ModbusLink:
                 sf_address = ch.scale_factor_address
                 sf = None if sf_address is None else factors.get(sf_address)
                 try:
-                    values[ch.name] = decode_channel(ch, registers[at : at + ch.count], sf)
+                    value = decode_value(ch, registers[at : at + ch.count], sf)
                 except CodecError:
                     self.errors["decode"] += 1
+                    continue
+                if value is not None:  # None: the meter marks it "not available"
+                    values[ch.name] = value
+        values.update(compute(self._computed, values))
         return values

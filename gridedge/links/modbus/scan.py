@@ -19,6 +19,7 @@ from gridedge.drivers import Driver, RegisterTable
 from gridedge.errors import DeviceFaultError, LinkError
 from gridedge.links.modbus.emulator import SUNSPEC_MARKER
 from gridedge.links.modbus.link import ModbusLink, RegisterBus
+from gridedge.links.modbus.sunspec import read_chain
 
 SUNSPEC_BASES = (40000, 0, 50000)
 """Where a SunSpec map may start, in the order the SunSpec specification lists them."""
@@ -52,6 +53,8 @@ class UnitReport:
     sunspec_models: tuple[tuple[int, int], ...] = ()
     """(model id, address of its header) for each SunSpec model after the marker."""
     matches: tuple[DriverMatch, ...] = field(default_factory=tuple)
+    sunspec_identity: str | None = None
+    """Manufacturer, model and serial number from the SunSpec common model, when present."""
 
 
 async def probe(bus: RegisterBus, unit_id: int, timeout_s: float) -> bool:
@@ -146,14 +149,25 @@ async def scan_bus(
             continue
         base = await find_sunspec(bus, unit_id, timeout_s)
         models = () if base is None else await sunspec_models(bus, unit_id, base, timeout_s)
+        identity = None if base is None else await _identity(bus, unit_id, base, timeout_s)
         matches = []
         for driver in drivers.values():
             match = await match_driver(bus, unit_id, driver, timeout_s)
             if match is not None:
                 matches.append(match)
         matches.sort(key=lambda m: (-m.plausible, m.channels, m.driver))
-        reports.append(UnitReport(unit_id, base, models, tuple(matches)))
+        reports.append(UnitReport(unit_id, base, models, tuple(matches), identity))
     return reports
+
+
+async def _identity(bus: RegisterBus, unit_id: int, base: int, timeout_s: float) -> str | None:
+    try:
+        common = (await read_chain(bus, "scan", unit_id, timeout_s, base)).common
+    except LinkError:
+        return None
+    if common is None:
+        return None
+    return " ".join(p for p in (common.manufacturer, common.model, "SN", common.serial) if p)
 
 
 def describe(report: UnitReport) -> str:
@@ -164,6 +178,8 @@ def describe(report: UnitReport) -> str:
         parts.append(
             f"SunSpec map at {report.sunspec_base}" + (f" (models {chain})" if chain else "")
         )
+        if report.sunspec_identity:
+            parts.append(report.sunspec_identity)
     if report.matches:
         best, *others = report.matches
         parts.append(f"driver {best.driver} ({best.plausible}/{best.channels} channels plausible)")

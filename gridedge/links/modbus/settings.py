@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from gridedge.errors import ConfigError
 from gridedge.tomlread import Table
@@ -52,6 +53,16 @@ def rtu_frame_gap_s(baudrate: int) -> float:
     return 3.5 * _BITS_PER_CHAR / baudrate
 
 
+def _parse_sunspec(t: Table) -> dict[str, Any]:
+    """``sunspec``, ``sunspec_base``, ``sunspec_index`` (SunSpec discovery, see the fields)."""
+    on: bool = t.boolean("sunspec", False)
+    base: int | None = t.integer("sunspec_base", None, min=0, max=65534)
+    index: int = t.integer("sunspec_index", 1, min=1, max=32)
+    # sunspec_base and sunspec_index are accepted (and ignored) with sunspec = false, so that
+    # `gridedge check` output, which prints every field, reads back unchanged.
+    return {"sunspec": on, "sunspec_base": base, "sunspec_index": index}
+
+
 @dataclass(frozen=True, slots=True)
 class _TcpEndpointLink:
     """What the two TCP-carried link types share; each subclass says how frames are made."""
@@ -62,6 +73,12 @@ class _TcpEndpointLink:
     timeout_s: float = 1.0
     retries: int = 1
     frame_gap_s: float = 0.0
+    sunspec: bool = False
+    """Find the driver's SunSpec model in the device's chain instead of trusting its layout."""
+    sunspec_base: int | None = None
+    """Where the ``"SunS"`` marker is; None searches 40000, 0 and 50000."""
+    sunspec_index: int = 1
+    """Which instance of the model to poll when the chain has several (from 1)."""
 
     @property
     def bus(self) -> str:
@@ -97,6 +114,9 @@ class ModbusRtuLinkConfig:
     timeout_s: float = 1.0
     retries: int = 1
     frame_gap_s: float = rtu_frame_gap_s(9600)
+    sunspec: bool = False
+    sunspec_base: int | None = None
+    sunspec_index: int = 1
     type: LinkType = field(default=LinkType.MODBUS_RTU, metadata={"first": True})
 
     @property
@@ -129,6 +149,7 @@ def parse_modbus_link(t: Table) -> ModbusLinkConfig:
             timeout_s=timeout_s,
             retries=retries,
             frame_gap_s=t.number("frame_gap_s", rtu_frame_gap_s(baudrate), min=0.0, max=1.0),
+            **_parse_sunspec(t),
         )
     else:
         top = MAX_UNIT_ID if link_type is LinkType.RTU_OVER_TCP else MAX_TCP_UNIT_ID
@@ -141,6 +162,7 @@ def parse_modbus_link(t: Table) -> ModbusLinkConfig:
             timeout_s=timeout_s,
             retries=retries,
             frame_gap_s=t.number("frame_gap_s", 0.0, min=0.0, max=1.0),
+            **_parse_sunspec(t),
         )
     t.finish()
     return link

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import math
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import assume, given
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 from gridedge.drivers import (
     BUILTIN_DRIVERS_DIR,
     Channel,
+    Computed,
+    ComputeOp,
     DataType,
     Order,
     RegisterTable,
@@ -23,9 +26,12 @@ from gridedge.errors import CodecError
 from gridedge.links.modbus.codec import (
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
+    SCALE_FACTOR_NA,
+    compute,
     decode,
     decode_channel,
     decode_response,
+    decode_value,
     encode,
     encode_channel,
     plan_reads,
@@ -404,3 +410,70 @@ def test_response_of_the_wrong_length_raises_codec_error() -> None:
     [read] = plan_reads([channel], 80, 10)
     with pytest.raises(CodecError, match="got 1 values"):
         decode_response(read, [0x4366])
+
+
+# --- sentinels and computed channels ---------------------------------------------------------
+
+
+def _na_channel(dtype: DataType, na: tuple[int, ...] = (), nan: bool = False, **kw: Any) -> Channel:
+    return Channel(
+        name="x_v",
+        unit="",
+        table=RegisterTable.HOLDING,
+        address=0,
+        type=dtype,
+        na=na,
+        na_nan=nan,
+        **kw,
+    )
+
+
+def test_an_int16_sentinel_is_missing_not_minus_32768() -> None:
+    """0x8000 in an int16 with na = [0x8000] decodes to None; its neighbour value decodes."""
+    ch = _na_channel(DataType.INT16, (0x8000,))
+    assert decode_value(ch, [0x8000]) is None
+    assert decode_value(ch, [0x8001]) == -32767
+
+
+def test_a_sentinel_is_the_logical_pattern_whatever_the_word_order() -> None:
+    """0xFFFF0000 in a little-word-order uint32 is the registers [0x0000, 0xFFFF]."""
+    ch = _na_channel(DataType.UINT32, (0xFFFF0000,), word_order=Order.LITTLE)
+    assert decode_value(ch, [0x0000, 0xFFFF]) is None
+    assert decode_value(ch, [0xFFFF, 0x0000]) == 0x0000FFFF
+
+
+def test_nan_is_missing_only_where_the_channel_says_so() -> None:
+    """A NaN float32 is None with na = [nan] and a decode error without it."""
+    nan_words = [0x7FC0, 0x0000]
+    assert decode_value(_na_channel(DataType.FLOAT32, nan=True), nan_words) is None
+    with pytest.raises(CodecError, match="non-finite"):
+        decode_value(_na_channel(DataType.FLOAT32), nan_words)
+
+
+def test_an_unimplemented_scale_factor_leaves_the_value_out() -> None:
+    """A scale factor of -32768 (0x8000) makes the channel missing, not an error."""
+    ch = _na_channel(DataType.INT16, scale_factor_address=5)
+    assert decode_value(ch, [100], SCALE_FACTOR_NA) is None
+    assert decode_value(ch, [100], -1) == 10.0
+
+
+@given(st.lists(st.integers(0, 0xFFFF), min_size=2, max_size=2))
+def test_any_registers_decode_or_are_missing_or_raise_our_error(words: list[int]) -> None:
+    """With sentinels set, any two registers give a finite float, None, or a CodecError."""
+    ch = _na_channel(DataType.FLOAT32, (0xFFFFFFFF,), nan=True)
+    try:
+        value = decode_value(ch, words)
+    except CodecError:
+        return
+    assert value is None or math.isfinite(value)
+
+
+def test_computed_channels_sum_or_subtract_and_need_both_operands() -> None:
+    """sum and difference combine two values; a missing operand leaves the result out."""
+    total = Computed("reactive_energy_import", "kvarh", ComputeOp.SUM, ("x_a", "x_b"))
+    net = Computed("active_power", "W", ComputeOp.DIFFERENCE, ("x_a", "x_b"))
+    assert compute([total, net], {"x_a": 5.0, "x_b": 2.0}) == {
+        "reactive_energy_import": 7.0,
+        "active_power": 3.0,
+    }
+    assert compute([total, net], {"x_a": 5.0}) == {}

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from gridedge.drivers import BUILTIN_DRIVERS_DIR, DataType, RegisterTable, load_drivers
+from gridedge.drivers import BUILTIN_DRIVERS_DIR, ComputeOp, DataType, RegisterTable, load_drivers
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, FrameError
 from gridedge.links import Link
 from gridedge.links.modbus.codec import decode
@@ -169,7 +169,10 @@ async def test_every_driver_reads_back_what_the_emulator_encodes(driver_id: str)
     driver = builtin(driver_id)
     values = await ModbusLink("m", driver, bus, unit_id=1, timeout_s=0.1).read()
     truth = emulator.values(1) or {}
-    assert values.keys() == {ch.name for ch in driver.channels}
+    assert values.keys() == set(driver.channel_names)
+    for c in driver.computed:
+        a, b = (values[name] for name in c.operands)
+        assert values[c.name] == pytest.approx(a + b if c.op is ComputeOp.SUM else a - b)
     for ch in driver.channels:
         expected = truth.get(ch.name, 0.0)
         if ch.type in (DataType.FLOAT32, DataType.FLOAT64):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, RegisterTable, load_drivers
 from gridedge.errors import DeviceFaultError
-from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
+from gridedge.links.modbus.emulator import Emulator, EmulatorSettings, chain_image, image_source
 from gridedge.links.modbus.scan import DriverMatch, UnitReport, describe, probe, scan_bus
+from gridedge.links.modbus.sunspec import CommonInfo
 from tests.unit.links.modbus.fakes import FakeBus, builtin
 
 START = 1767571200.0
@@ -82,3 +83,13 @@ def test_describe_names_the_unit_the_sunspec_base_and_the_drivers() -> None:
         "driver a (10/10 channels plausible); also fits b"
     )
     assert describe(UnitReport(4)) == "unit 4: answers; no known driver fits"
+
+
+async def test_the_scan_names_a_sunspec_device_from_its_common_model() -> None:
+    """Manufacturer, model and serial of model 1 appear in the report and its line."""
+    common = CommonInfo("SolarEdge", "SE10K", "", "0004.0018", "7E123456")
+    image = chain_image(40000, [(builtin("sunspec-inverter-103"), {}, 50)], common)
+    (report,) = await scan_bus(FakeBus(image_source(image)), [1], {}, timeout_s=0.1)
+    assert report.sunspec_models == ((1, 40002), (103, 40070))
+    assert report.sunspec_identity == "SolarEdge SE10K SN 7E123456"
+    assert "SolarEdge SE10K SN 7E123456" in describe(report)

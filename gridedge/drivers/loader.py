@@ -1,136 +1,22 @@
-"""Meter drivers: one TOML file per meter model, loaded into typed, validated values.
-
-A driver maps a meter model's Modbus registers onto the canonical channel vocabulary
-(:mod:`gridedge.channels`). The file format is described in the README ("Adding a driver") and
-in the header of every shipped driver file. :func:`load_drivers` reads whole folders, so a
-user's own folder can add models or override a built-in one by reusing its id.
-"""
+"""Reading and validating driver files (the format is in the README, "Adding a driver")."""
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
-from gridedge.channels import CHANNELS, VENDOR_PREFIX, is_known
+from gridedge.drivers.keys import (
+    check_name,
+    read_aliases,
+    read_computed,
+    read_na,
+    read_sunspec,
+    read_unit,
+)
+from gridedge.drivers.types import Channel, DataType, Driver, Nominal, Order, RegisterTable
 from gridedge.errors import DriverError
 from gridedge.tomlread import Table, load_toml
-
-
-class RegisterTable(StrEnum):
-    """The four Modbus data tables."""
-
-    HOLDING = "holding"
-    INPUT = "input"
-    COIL = "coil"
-    DISCRETE = "discrete"
-
-
-class DataType(StrEnum):
-    """How a channel's raw value is stored in registers (or bits, for ``bool``)."""
-
-    INT16 = "int16"
-    UINT16 = "uint16"
-    INT32 = "int32"
-    UINT32 = "uint32"
-    INT64 = "int64"
-    UINT64 = "uint64"
-    FLOAT32 = "float32"
-    FLOAT64 = "float64"
-    BOOL = "bool"
-
-    @property
-    def registers(self) -> int:
-        """How many 16-bit registers (or bits, for bool) one value occupies."""
-        return _REGISTERS[self]
-
-
-_REGISTERS = {
-    DataType.INT16: 1,
-    DataType.UINT16: 1,
-    DataType.INT32: 2,
-    DataType.UINT32: 2,
-    DataType.INT64: 4,
-    DataType.UINT64: 4,
-    DataType.FLOAT32: 2,
-    DataType.FLOAT64: 4,
-    DataType.BOOL: 1,
-}
-
-
-class Order(StrEnum):
-    """Byte order within a register, or word order across registers."""
-
-    BIG = "big"
-    LITTLE = "little"
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    """One value a meter model reports.
-
-    ``value = raw * scale + offset`` (and times ``10 ** sf`` when ``scale_factor_address`` names
-    a SunSpec-style scale-factor register), in the canonical unit of ``name``.
-    """
-
-    name: str
-    unit: str
-    table: RegisterTable
-    address: int
-    type: DataType
-    scale: float = 1.0
-    offset: float = 0.0
-    byte_order: Order = Order.BIG
-    word_order: Order = Order.BIG
-    scale_factor_address: int | None = None
-    min: float | None = None
-    max: float | None = None
-
-    @property
-    def count(self) -> int:
-        """Registers (or bits) occupied, starting at ``address``."""
-        return self.type.registers
-
-
-@dataclass(frozen=True, slots=True)
-class Nominal:
-    """The ratings a meter model is built for; the simulator sizes its load from these."""
-
-    voltage_v: float = 230.0
-    frequency_hz: float = 50.0
-    current_a: float = 100.0
-
-
-@dataclass(frozen=True, slots=True)
-class Driver:
-    """A validated meter model."""
-
-    id: str
-    manufacturer: str
-    model: str
-    phases: int
-    source: str
-    nominal: Nominal
-    channels: tuple[Channel, ...]
-    max_registers_per_request: int = 100
-    max_gap_registers: int = 10
-    path: Path | None = None
-
-    def channel(self, name: str) -> Channel:
-        """The channel called ``name`` (KeyError when the driver has none)."""
-        for ch in self.channels:
-            if ch.name == name:
-                return ch
-        raise KeyError(name)
-
-    @property
-    def channel_names(self) -> tuple[str, ...]:
-        """Channel names in file order."""
-        return tuple(ch.name for ch in self.channels)
-
 
 # --- loading -------------------------------------------------------------------------------
 
@@ -138,10 +24,11 @@ class Driver:
 def _builtin_drivers_dir() -> Path:
     # A wheel carries the driver files inside the package (pyproject's force-include puts them
     # in gridedge/_drivers); a source checkout keeps them in the top-level drivers/ folder.
-    packaged = Path(__file__).parent / "_drivers"
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "_drivers"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "drivers"
+    return package.parent / "drivers"
 
 
 BUILTIN_DRIVERS_DIR: Path = _builtin_drivers_dir()
@@ -149,9 +36,6 @@ BUILTIN_DRIVERS_DIR: Path = _builtin_drivers_dir()
 
 _MAX_ADDRESS = 65535
 _BIT_TABLES = frozenset({RegisterTable.COIL, RegisterTable.DISCRETE})
-# Canonical names that only exist on a three-phase supply: phase 2 and 3 values and the
-# line-to-line voltages (voltage_l1_l2 contains "_l2" too, on purpose).
-_OTHER_PHASES = re.compile(r"_l[23](?:_|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +73,13 @@ def load_driver(path: Path) -> Driver:
     phases: int = head.integer("phases")
     if phases not in (1, 3):
         raise head.fail("phases", f"expected 1 or 3, got {phases}")
+    aliases = read_aliases(head)
     head.finish()
     nominal = _read_nominal(root.table("nominal", required=True))
     modbus = _read_modbus(root.table("modbus"))
     channels = _read_channels(root.table("channels", required=True), modbus, phases)
+    computed = read_computed(root.table("computed"), channels, phases)
+    sunspec = read_sunspec(root.table("sunspec"))
     root.finish()
     return Driver(
         id=driver_id,
@@ -205,6 +92,9 @@ def load_driver(path: Path) -> Driver:
         max_registers_per_request=modbus.max_registers,
         max_gap_registers=modbus.max_gap,
         path=path,
+        aliases=aliases,
+        computed=computed,
+        sunspec=sunspec,
     )
 
 
@@ -260,7 +150,7 @@ def _read_channels(section: Table, modbus: _ModbusDefaults, phases: int) -> tupl
 
 
 def _read_channel(name: str, spec: Table, modbus: _ModbusDefaults, phases: int) -> Channel:
-    _check_name(name, spec, phases)
+    check_name(name, spec, phases)
     dtype: DataType = spec.choice("type", DataType)
     table: RegisterTable = spec.choice("table", RegisterTable, modbus.table)
     _check_type_fits(spec, dtype, table, modbus)
@@ -276,9 +166,10 @@ def _read_channel(name: str, spec: Table, modbus: _ModbusDefaults, phases: int) 
     high: float | None = spec.number("max", None)
     if low is not None and high is not None and low >= high:
         raise spec.fail("max", f"must be greater than min ({low}), got {high}")
+    na, na_nan = read_na(spec, dtype)
     channel = Channel(
         name=name,
-        unit=_read_unit(name, spec),
+        unit=read_unit(name, spec),
         table=table,
         address=address,
         type=dtype,
@@ -289,21 +180,11 @@ def _read_channel(name: str, spec: Table, modbus: _ModbusDefaults, phases: int) 
         scale_factor_address=_read_scale_factor(spec, table, address, dtype),
         min=low,
         max=high,
+        na=na,
+        na_nan=na_nan,
     )
     spec.finish()
     return channel
-
-
-def _check_name(name: str, spec: Table, phases: int) -> None:
-    if not is_known(name):
-        hint = difflib.get_close_matches(name, list(CHANNELS), n=1)
-        also = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise spec.fail(
-            "",
-            f"unknown channel name{also} (vendor-specific names start with {VENDOR_PREFIX!r})",
-        )
-    if phases == 1 and name in CHANNELS and _OTHER_PHASES.search(name):
-        raise spec.fail("", "a single-phase driver has no phase 2 or 3 channels; use the _l1 ones")
 
 
 def _check_type_fits(
@@ -323,20 +204,6 @@ def _check_type_fits(
             f"{dtype.value} needs {dtype.registers} registers, more than "
             f"modbus.max_registers_per_request ({modbus.max_registers})",
         )
-
-
-def _read_unit(name: str, spec: Table) -> str:
-    unit: str | None = spec.string("unit", None, nonempty=False)
-    info = CHANNELS.get(name)
-    if info is None:  # a vendor channel: its unit is whatever the driver says
-        return unit or ""
-    if unit is not None and unit != info.unit:
-        raise spec.fail(
-            "unit",
-            f"{name} is reported in {info.unit!r}, got {unit!r}; scale the raw value into "
-            f"{info.unit!r} (scale = 0.001 turns Wh into kWh) and declare unit {info.unit!r}",
-        )
-    return info.unit
 
 
 def _read_scale_factor(
