@@ -124,7 +124,8 @@ def test_watchdog_restarts_a_stalled_daemon(
     """A main process that stops pinging (SIGSTOP) is killed by the watchdog and restarted."""
     before = wait_until(lambda: _running(machine), 60, "gridedge to be running")
     watchdog_s = int(machine.show(UNIT, "WatchdogUSec")["WatchdogUSec"].removesuffix("s"))
-    assert machine.run("kill", "-STOP", before["MainPID"]).returncode == 0
+    stop = machine.run("systemctl", "kill", "--kill-whom=main", "--signal=SIGSTOP", UNIT)
+    assert stop.returncode == 0, stop.stderr
 
     def restarted() -> dict[str, str] | None:
         s = _running(machine)
@@ -157,7 +158,7 @@ def test_bad_config_fails_once_without_a_restart_loop(
     machine: Machine, installed: subprocess.CompletedProcess[str]
 ) -> None:
     """A config gridedge check rejects ends in failed with status 2 and is never restarted."""
-    machine.sh(f"cp {CONFIG} {CONFIG}.good && echo 'bogus_key = 1' >> {CONFIG}")
+    machine.sh(f"cp -p {CONFIG} {CONFIG}.good && echo 'bogus_key = 1' >> {CONFIG}")
     try:
         machine.run("systemctl", "reset-failed", UNIT)
         start = machine.run("systemctl", "start", UNIT, timeout_s=60)
@@ -178,7 +179,9 @@ def test_bad_config_fails_once_without_a_restart_loop(
     finally:
         machine.sh(f"mv {CONFIG}.good {CONFIG}")
         machine.run("systemctl", "reset-failed", UNIT)
-    assert machine.run("systemctl", "start", UNIT, timeout_s=60).returncode == 0
+    restart = machine.run("systemctl", "start", UNIT, timeout_s=60)
+    journal = machine.run("journalctl", "-u", UNIT, "--no-pager", "-n", "30").stdout
+    assert restart.returncode == 0, journal
 
 
 def test_unit_exposure_is_below_the_limit(
