@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import lzma
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+NAB_DIR = REPO / "bench" / "nab"
 SERIES = (
     "realKnownCause/machine_temperature_system_failure.csv",
     "realKnownCause/ambient_temperature_system_failure.csv",
@@ -25,9 +27,9 @@ HORIZONS = (1, 6, 12)
 
 
 def _nab_dir(given: str | None) -> Path:
-    nab = Path(given) if given else REPO.parent / "shared" / "nab"
+    nab = Path(given) if given else NAB_DIR
     if not (nab / "data").is_dir():
-        raise SystemExit(f"NAB corpus not found at {nab} (expected shared/nab beside the repo)")
+        raise SystemExit(f"NAB corpus not found at {nab} (expected bench/nab in the repo)")
     return nab
 
 
@@ -36,11 +38,18 @@ def evaluate(path: Path, config: Path | None) -> dict[str, dict[str, float]]:
     from gridedge.analytics.replay import replay_file
     from gridedge.analytics.settings import load_analytics
 
-    with path.open(newline="") as f:
-        values = [float(r["value"]) for r in csv.DictReader(f)]
+    # bench/nab keeps each CSV xz-compressed; a full NAB checkout has the plain file.
+    if path.is_file():
+        text = path.read_text()
+    else:
+        with lzma.open(f"{path}.xz", "rt") as f:
+            text = f.read()
+    values = [float(r["value"]) for r in csv.DictReader(text.splitlines())]
     with tempfile.TemporaryDirectory(prefix="gridedge-forecast-") as tmp:
+        source = Path(tmp) / "series.csv"
+        source.write_text(text)
         out = Path(tmp) / "scores.csv"
-        replay_file(path, out, load_analytics(config), columns=["value"], horizons=HORIZONS)
+        replay_file(source, out, load_analytics(config), columns=["value"], horizons=HORIZONS)
         with out.open(newline="") as f:
             rows = list(csv.DictReader(f))
     result = {}
@@ -62,7 +71,7 @@ def evaluate(path: Path, config: Path | None) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     """Print the forecast figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--nab", help="NAB folder (default: shared/nab beside the repo)")
+    parser.add_argument("--nab", help="NAB folder (default: bench/nab in the repo)")
     parser.add_argument("--config", help="a gridedge config whose [analytics] section to use")
     args = parser.parse_args(argv)
     nab = _nab_dir(args.nab)

@@ -1,4 +1,4 @@
-"""NAB scorer (Numenta Anomaly Benchmark), written from ``shared/nab/SCORING.md``, and gridedge's
+"""NAB scorer (Numenta Anomaly Benchmark), written from ``bench/nab/SCORING.md``, and gridedge's
 own NAB figures.
 
 The scorer: per-row weights from the scaled sigmoid around the labelled windows, one global
@@ -9,7 +9,9 @@ null and perfect detectors. Run as a script it replays every NAB file through
     python bench/nab_score.py [--nab DIR] [--config FILE] [--jobs N]
     python bench/nab_score.py --detector numenta      # score a published reference detector
 
-The NAB folder defaults to ``shared/nab`` beside the repository clone.
+The NAB folder defaults to ``bench/nab`` in the repository (the corpus, labels and the
+``numenta`` reference scores, xz-compressed); a full NAB checkout works too, since every CSV is
+read as ``NAME`` or, when that is missing, ``NAME.xz``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import lzma
 import math
 import os
 import sys
@@ -25,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -33,19 +37,26 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
 REPO = Path(__file__).resolve().parents[1]
+NAB_DIR = REPO / "bench" / "nab"
+"""The reduced NAB copy kept in the repository (see its README)."""
 NO_DETECTION = 1.1
 """The candidate threshold that flags nothing."""
 
 
 def default_nab_dir() -> Path:
-    """``shared/nab`` beside the repository clone, or fail with a message saying where."""
-    nab = REPO.parent / "shared" / "nab"
-    if not (nab / "labels" / "combined_windows.json").is_file():
+    """``bench/nab`` in the repository, or fail with a message saying where it was looked for."""
+    if not (NAB_DIR / "labels" / "combined_windows.json").is_file():
         raise FileNotFoundError(
-            f"NAB corpus not found at {nab}: the scorer expects shared/nab beside the repository"
-            " (shared/nab/data, labels, config, results)"
+            f"NAB corpus not found at {NAB_DIR} (data, labels, config, results)"
         )
-    return nab
+    return NAB_DIR
+
+
+def open_csv(path: Path) -> IO[str]:
+    """Open a CSV for reading as text: ``path`` itself, or ``path`` plus ``.xz`` when missing."""
+    if path.is_file():
+        return path.open(newline="")
+    return lzma.open(path.with_name(path.name + ".xz"), "rt", newline="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +106,7 @@ def load_profiles(nab: Path) -> dict[str, Profile]:
 
 def read_timestamps(path: Path) -> tuple[str, ...]:
     """The first column of a NAB-style CSV, header skipped."""
-    with path.open(newline="") as f:
+    with open_csv(path) as f:
         rows = csv.reader(f)
         next(rows)
         return tuple(row[0] for row in rows if row)
@@ -230,7 +241,7 @@ def score_fixed(
 
 def read_column(path: Path, column: str) -> Floats:
     """One numeric column of a CSV with a header."""
-    with path.open(newline="") as f:
+    with open_csv(path) as f:
         rows = csv.DictReader(f)
         return np.array([float(r[column]) for r in rows], dtype=np.float64)
 
@@ -262,13 +273,27 @@ def replay_corpus(
     scores, alerts = {}, {}
     with tempfile.TemporaryDirectory(prefix="gridedge-nab-") as tmp:
         work = [
-            (f.name, str(nab / "data" / f.name), str(Path(tmp) / f"{i}.csv"), config)
+            (
+                f.name,
+                str(_plain(nab / "data" / f.name, Path(tmp) / f"{i}.in.csv")),
+                str(Path(tmp) / f"{i}.csv"),
+                config,
+            )
             for i, f in enumerate(corpus)
         ]
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             for name, s, a in pool.map(_replay_one, work):
                 scores[name], alerts[name] = s, a
     return scores, alerts
+
+
+def _plain(path: Path, scratch: Path) -> Path:
+    """``path`` when it is a plain file, else its ``.xz`` twin decompressed into ``scratch``."""
+    if path.is_file():
+        return path
+    with open_csv(path) as src, scratch.open("w", newline="") as dst:
+        dst.write(src.read())
+    return scratch
 
 
 def _figures(
@@ -284,7 +309,7 @@ def _figures(
 def main(argv: list[str] | None = None) -> int:
     """Print the NAB figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--nab", help="NAB folder (default: shared/nab beside the repo)")
+    parser.add_argument("--nab", help="NAB folder (default: bench/nab in the repo)")
     parser.add_argument("--config", help="a gridedge config whose [analytics] section to use")
     parser.add_argument("--detector", help="score results/<detector>/ instead of gridedge")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

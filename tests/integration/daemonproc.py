@@ -1,4 +1,4 @@
-"""Start and watch a real ``gridedge run`` process (shared by the integration tests)."""
+"""Start and watch a real ``gridedge run`` process (used by every integration test)."""
 
 from __future__ import annotations
 

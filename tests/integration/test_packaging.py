@@ -80,6 +80,8 @@ def test_service_unit_is_notify_with_watchdog_restart_and_a_dedicated_user() -> 
     assert s["Type"] == ["notify"]
     assert s["WatchdogSec"]
     assert s["Restart"] == ["on-failure"]
+    assert s["RestartPreventExitStatus"] == ["2"]
+    assert s["WorkingDirectory"] == ["/var/lib/gridedge"]
     assert s["User"] == ["gridedge"]
     assert s["SupplementaryGroups"] == ["dialout"]
     assert s["StateDirectory"] == ["gridedge"]
@@ -103,7 +105,9 @@ def test_sysusers_snippet_creates_the_service_user(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     passwd = (tmp_path / "etc" / "passwd").read_text()
     assert re.search(r"^gridedge:x:\d+:\d+:.*:/var/lib/gridedge:/usr/sbin/nologin$", passwd, re.M)
-    assert re.search(r"^gridedge:x:\d+:", (tmp_path / "etc" / "group").read_text(), re.M)
+    group = (tmp_path / "etc" / "group").read_text()
+    assert re.search(r"^gridedge:x:\d+:", group, re.M)
+    assert re.search(r"^dialout:x:\d+:gridedge$", group, re.M)
 
 
 def test_dockerfile_passes_hadolint() -> None:

@@ -1,4 +1,4 @@
-"""open_links: one shared bus per physical bus, simulated links for simulated meters."""
+"""open_links: one bus object per physical bus, simulated links for simulated meters."""
 
 from __future__ import annotations
 

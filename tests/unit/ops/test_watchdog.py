@@ -35,7 +35,7 @@ def test_an_attempt_running_a_whole_window_with_nothing_finishing_is_a_stall() -
 
 
 def test_any_attempt_finishing_since_the_last_check_is_progress() -> None:
-    """A slow read on a shared bus is fine while other meters' attempts complete."""
+    """A slow read on a bus with several meters is fine while other meters' attempts complete."""
     meters = {"a": meter_state("a", polls=3, busy_since=90.0), "b": meter_state("b", polls=2)}
     progress = Progress(meters)
     meters["b"].polls += 1

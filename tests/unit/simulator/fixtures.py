@@ -1,4 +1,4 @@
-"""Drivers and helpers shared by the simulator tests."""
+"""Drivers and helpers for the simulator tests."""
 
 from __future__ import annotations
 

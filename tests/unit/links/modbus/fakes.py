@@ -1,4 +1,4 @@
-"""A fake register bus and small drivers shared by the Modbus unit tests."""
+"""A fake register bus and small drivers for the Modbus unit tests."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def builtin(driver_id: str) -> Driver:
 
 
 def sunspec_style() -> Driver:
-    """Holding-register int16 values with shared scale-factor registers, in two blocks."""
+    """Holding-register int16 values with common scale-factor registers, in two blocks."""
 
     def ch(name: str, unit: str, address: int, sf: int, dtype: DataType) -> Channel:
         return Channel(
