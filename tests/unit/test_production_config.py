@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from gridedge.config import load_config
-from gridedge.linkconfig import ModbusRtuLinkConfig, ModbusTcpLinkConfig
+from gridedge.links.modbus.settings import ModbusRtuLinkConfig, ModbusTcpLinkConfig
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "systemd" / "gridedge.toml"
 
