@@ -1,5 +1,8 @@
 """The outbox stage: every envelope is stored here before anything reports it as handled.
 
-``settings`` holds the ``[outbox]`` section, ``schema`` the SQL and the pure bookkeeping,
-``queue`` the group-commit writer, ``store`` the SQLite store (the only aiosqlite importer).
+``settings`` holds the ``[outbox]`` section, ``budget`` how ``max_bytes`` is shared on disk,
+``schema`` the SQL and the pure bookkeeping, ``files`` the lock, reserve and other files beside
+the database, ``queue`` the group-commit writer, ``writer`` the write-side transactions,
+``handle`` the :class:`Outbox` that appends and reads, and ``store`` the SQLite adapter and
+:func:`open_outbox` (the only aiosqlite importer).
 """
