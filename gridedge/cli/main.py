@@ -13,11 +13,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from gridedge import __version__
 from gridedge.analytics.replay import add_replay_command
 from gridedge.cli.modbus import add_emulate_command, add_scan_command
+from gridedge.cli.outbox import add_outbox_command
 from gridedge.config import Config, load_config, parse_config
 from gridedge.configdump import dump_toml
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
@@ -89,46 +89,6 @@ def _cmd_drivers(args: argparse.Namespace) -> int:
     for d in sorted(drivers.values(), key=lambda d: d.id):
         print(f"{d.id:<24} {d.phases:>6} {len(d.channels):>8}  {d.manufacturer} {d.model}")
     return EXIT_OK
-
-
-def _cmd_outbox(args: argparse.Namespace) -> int:
-    from gridedge.outbox.store import read_stats
-
-    config = _config(args.config)
-    stats = read_stats(config.outbox.path)
-    print(json.dumps(_jsonable(stats), indent=2, default=str))
-    return EXIT_OK
-
-
-def _jsonable(stats: object) -> dict[str, object]:
-    from dataclasses import asdict
-
-    out = asdict(stats)  # type: ignore[call-overload]
-    for key in ("oldest_ts", "newest_ts"):
-        if isinstance(out.get(key), float):
-            out[key.removesuffix("_ts")] = _iso(out[key])
-    out["upstreams"] = _upstreams(out)
-    return dict(out)
-
-
-def _upstreams(stats: dict[str, Any]) -> dict[str, object]:
-    """Per upstream: cursor, backlog, the oldest unsent envelope and its age, dropped unsent."""
-    now = dt.datetime.now(dt.UTC).timestamp()
-    view: dict[str, object] = {}
-    for name, cursor in stats["cursors"].items():
-        oldest = stats["oldest_unsent_ts"].get(name)
-        view[name] = {
-            "cursor": cursor,
-            "backlog": stats["backlog"].get(name, 0),
-            "oldest_unsent": _iso(oldest) if oldest is not None else None,
-            "oldest_unsent_age_s": round(now - oldest, 1) if oldest is not None else None,
-            "dropped_unsent": stats["dropped_unsent"].get(name, 0),
-        }
-    return view
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -206,9 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", action="append", default=[], help="extra drivers folder")
     p.add_argument("--json", action="store_true", help="print JSON with every channel")
     p.set_defaults(func=_cmd_drivers)
-    p = sub.add_parser("outbox", help="print outbox statistics (works while the daemon runs)")
-    with_config(p)
-    p.set_defaults(func=_cmd_outbox)
+    add_outbox_command(sub, _config, with_config)
     p = sub.add_parser("simulate", help="write a labelled dataset of simulated meters (CSV)")
     p.add_argument("--driver", default="eastron-sdm630")
     p.add_argument("--dir", action="append", default=[], help="extra drivers folder")

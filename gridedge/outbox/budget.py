@@ -1,7 +1,7 @@
 """How ``max_bytes`` is shared between the database, its WAL and its shared-memory file (pure).
 
 ``max_bytes`` bounds what the outbox takes on disk: database + WAL + shm. The WAL gets a tenth
-(at least 48 pages, at most 16 MiB): SQLite checkpoints it at half of that and truncates it back
+(at least 192 KiB, at most 16 MiB): SQLite checkpoints it at half of that and truncates it back
 to it, and one transaction may write at most a quarter of it, so the WAL stays in its share. The
 shm file, 32 KiB per 4,062 WAL frames, gets its 32 KiB (the WAL's share stays under 4,062
 frames). The database gets the rest, counted in pages actually used (envelopes, their index and
@@ -19,7 +19,7 @@ MIN_MAX_BYTES = 1024 * 1024
 """The smallest ``max_bytes`` whose bound holds: below it, SQLite's fixed pages dominate."""
 
 _WAL_SHARE = 10
-_MIN_WAL_PAGES = 48
+_MIN_WAL_BYTES = 192 * 1024
 _MAX_WAL_BYTES = 16 * 1024 * 1024
 _SHM_BYTES = 32 * 1024
 _DEFAULT_RATIO = 2.0  # disk bytes per body byte before a file has rows to measure it on
@@ -50,8 +50,8 @@ class DiskBudget:
     @classmethod
     def of(cls, max_bytes: int, page_size: int) -> DiskBudget:
         """The budget for a cap and page size."""
-        wal_pages = max(_MIN_WAL_PAGES, max_bytes // _WAL_SHARE // page_size)
-        wal_pages = min(wal_pages, _MAX_WAL_BYTES // page_size)
+        wal_share = min(_MAX_WAL_BYTES, max(_MIN_WAL_BYTES, max_bytes // _WAL_SHARE))
+        wal_pages = max(4, wal_share // page_size)
         wal_bytes = wal_pages * page_size
         return cls(
             max_bytes=max_bytes,
