@@ -123,10 +123,17 @@ class Spare:
             return False
 
     def ensure(self) -> bool:
-        """Allocate the reserve if it is missing; whether it is held afterwards."""
+        """Allocate the reserve if it is missing; whether it is held afterwards.
+
+        It is not taken back while the filesystem has less than twice its size free: the
+        outbox would only find the disk full again at its next commit.
+        """
         if self.present:
             return True
         try:
+            fs = os.statvfs(self.path.parent)
+            if fs.f_bavail * fs.f_frsize < 2 * self.size:
+                return False
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 os.posix_fallocate(fd, 0, self.size)

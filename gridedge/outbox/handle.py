@@ -57,13 +57,14 @@ class Outbox:
 
     @property
     def healthy(self) -> bool:
-        """Whether the last commit succeeded and the file is still the one that was opened."""
-        return self._queue.healthy and self._store.file_problem is None
+        """Whether the last commit succeeded, the file is still the one that was opened and
+        its filesystem has room."""
+        return self._queue.healthy and self._store.problem is None
 
     @property
     def last_error(self) -> str | None:
         """Why the outbox is unhealthy, None while healthy."""
-        return self._store.file_problem or self._queue.last_error
+        return self._store.problem or self._queue.last_error
 
     @property
     def appended_total(self) -> int:

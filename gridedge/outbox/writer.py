@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 HOUSEKEEPING_S = 5.0  # expiry cadence (clock seconds), spare retries, idle wake-up of the writer
 _FIXED_PAGES = 8  # page 1, sqlite_sequence and the roots of the tables and the index
+_GROWTH_SLACK_PAGES = 4  # interior pages a commit may split off while the disk is full
 # Expiry runs every few seconds in a steady state without upstreams: keep it quiet.
 _PRUNE_LOG_LEVEL = {
     DropReason.EXPIRED: "debug",
@@ -97,6 +98,7 @@ class SqliteStore:
         # Under drop_newest every batch is refused while full: say so once, not per commit.
         self._refusing = FailureStreak(log, "outbox.full", path=str(config.path))
         self._file = FailureStreak(log, "outbox.file", path=str(config.path))
+        self._disk = FailureStreak(log, "outbox.disk_full", path=str(config.path))
         self.file_problem: str | None = None
         self.bytes = 0
         self.last_seq = 0
@@ -110,6 +112,7 @@ class SqliteStore:
         self._retired_through = 0
         self._unfinished = False
         self._spare_tried_at = float("-inf")
+        self._disk_full = False  # since a write found the filesystem full, until the spare is back
         self.listeners: list[Callable[[int], None]] = []  # see Outbox.on_commit
 
     async def load(self) -> None:
@@ -148,14 +151,28 @@ class SqliteStore:
         write = functools.partial(self._write, rows, cursors)
         try:
             await self._transaction(write)
-        except OutboxFullError:
+        except OutboxFullError as exc:
+            self._disk.failed(str(exc))
+            # Room for the WAL: the reserve goes back to the filesystem, and a checkpoint lets
+            # the next transaction write the WAL from its start, over space it already holds.
+            # Until the reserve can be taken again the database may not grow (see _write).
             self._spare.release()
-            if self._config.on_full is not OnFull.DROP_OLDEST or not self.bytes:
-                raise
+            self._disk_full = True
             with contextlib.suppress(OutboxError):  # the retry reports a lasting failure
-                await self._transaction(functools.partial(self._shed_for_disk, rows))
+                await self._db.checkpoint()
             await self._transaction(write)
         await self._after_commit()
+
+    @property
+    def problem(self) -> str | None:
+        """What keeps the outbox from working normally now, None while nothing does."""
+        if self.file_problem is not None:
+            return self.file_problem
+        if self._disk_full:
+            return (
+                f"the filesystem under outbox {self._config.path} is full ({self._config.on_full})"
+            )
+        return None
 
     def reject(self, rows: Sequence[Row], error: OutboxError) -> None:
         """Count a batch that could not be written as dropped (its appends return)."""
@@ -189,7 +206,9 @@ class SqliteStore:
         now = time.monotonic()
         if not self._spare.present and now - self._spare_tried_at >= HOUSEKEEPING_S:
             self._spare_tried_at = now
-            self._spare.ensure()
+            if self._spare.ensure() and self._disk_full:
+                self._disk_full = False
+                self._disk.succeeded()
 
     async def _transaction(self, work: Callable[[_Delta], Awaitable[None]]) -> None:
         """Run ``work`` in one write transaction, with the drop counters it produced."""
@@ -245,21 +264,37 @@ class SqliteStore:
         await self._expire_if_due(delta)
         used = await self._used_bytes()
         db_bytes, incoming = self.budget.db_bytes, sum(len(row[4]) for row in rows)
+        full, rejected_as = DropReason.FULL, DropReason.FULL_REJECTED
+        if self._disk_full:
+            # The filesystem is full: new pages come only from the free list, never from
+            # growing the file (its checkpoint could not be written back).
+            db_bytes = min(db_bytes, self._file_size() - _GROWTH_SLACK_PAGES * self._page)
+            full, rejected_as = DropReason.DISK_FULL, DropReason.DISK_FULL_REJECTED
         if self._config.on_full is OnFull.DROP_OLDEST:
             need = disk.excess(used, incoming, db_bytes, delta.ratio)
             if need:
-                await self._shed(need, DropReason.FULL, delta)
+                await self._shed(need, full, delta)
         else:
             room = disk.room_for(used, db_bytes, delta.ratio)
             rows, rejected = sql.admit(rows, 0, room)
             if rejected:
-                self._count_rejected(rejected, DropReason.FULL_REJECTED, delta)
+                self._count_rejected(rejected, rejected_as, delta)
         await self._insert(rows, delta)
         used = await self._used_bytes()
         delta.ratio = disk.page_ratio(used, self._fixed, delta.bytes)
         if self._config.on_full is OnFull.DROP_OLDEST and used > db_bytes:
             # The estimate was low: the file grew past its share; bring the pages back under.
-            await self._shed(disk.excess(used, 0, db_bytes, delta.ratio), DropReason.FULL, delta)
+            await self._shed(disk.excess(used, 0, db_bytes, delta.ratio), full, delta)
+
+    @property
+    def _page(self) -> int:
+        return self.budget.page_size
+
+    def _file_size(self) -> int:
+        try:
+            return self._config.path.stat().st_size
+        except OSError:
+            return 0
 
     def _count_rejected(self, count: int, reason: DropReason, delta: _Delta) -> None:
         delta.tally.dropped[reason] += count
@@ -314,10 +349,6 @@ class SqliteStore:
             delta.unfinished = True  # checked only part way: the next commit goes on
         else:
             delta.expiry_checked_at = now
-
-    async def _shed_for_disk(self, rows: Sequence[Row], delta: _Delta) -> None:
-        incoming = sum(len(row[4]) for row in rows)
-        await self._shed(max(incoming, self.budget.page_size), DropReason.DISK_FULL, delta)
 
     async def _shed(self, amount: int, reason: DropReason, delta: _Delta) -> None:
         """Delete the oldest envelopes whose bodies add up to at least ``amount`` bytes."""
