@@ -43,6 +43,7 @@ _FLUSH_TIMEOUT_S = 5.0
 _EAGER_COMMIT_BYTES = 64 * 1024  # ~16 pages: a queue this big commits without waiting
 _BUSY_TIMEOUT_MS = 5000
 _EPOCH_BYTES = 8
+_DAMAGED_HINT = "; keep it with `gridedge outbox --move-aside` and start again"
 
 
 @contextlib.contextmanager
@@ -52,9 +53,10 @@ def _mapped(path: Path) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         name = getattr(exc, "sqlite_errorname", type(exc).__name__)
-        full = getattr(exc, "sqlite_errorcode", -1) & 0xFF == sqlite3.SQLITE_FULL
-        error = OutboxFullError if full else OutboxError
-        raise error(f"outbox {path}: {name}: {exc}") from exc
+        code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+        error = OutboxFullError if code == sqlite3.SQLITE_FULL else OutboxError
+        hint = _DAMAGED_HINT if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) else ""
+        raise error(f"outbox {path}: {name}: {exc}{hint}") from exc
 
 
 class Database:
@@ -257,10 +259,7 @@ async def _check_and_create(db: Database, path: Path, *, check: bool, log: Any) 
         started = time.monotonic()
         problems = [row[0] for row in await db.fetch("PRAGMA quick_check")]
         if problems != ["ok"]:
-            raise OutboxError(
-                f"outbox {path} is damaged: {problems[0]};"
-                " keep it with `gridedge outbox --move-aside` and restart"
-            )
+            raise OutboxError(f"outbox {path} is damaged: {problems[0]}{_DAMAGED_HINT}")
         log.info("outbox.checked", path=str(path), seconds=round(time.monotonic() - started, 3))
     version = (await db.one("PRAGMA user_version"))[0]
     if version > sql.SCHEMA_VERSION:

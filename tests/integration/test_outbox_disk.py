@@ -21,7 +21,13 @@ from gridedge.config import OnFull, OutboxConfig
 from gridedge.model import Envelope, Sample
 from gridedge.outbox.files import disk_bytes
 from gridedge.outbox.store import Outbox, open_outbox
-from tests.integration.daemonproc import meter, running_daemon, wait_for, write_config
+from tests.integration.daemonproc import (
+    meter,
+    running_daemon,
+    samples_by_device,
+    wait_for,
+    write_config,
+)
 from tests.integration.loopfs import loop_fs
 
 pytestmark = pytest.mark.integration
@@ -223,3 +229,34 @@ def test_a_second_daemon_on_the_same_outbox_exits_2_naming_the_first(tmp_path: P
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
     assert f"pid {first.pid}" in lines[0]
+
+
+def test_a_damaged_outbox_stops_the_daemon_and_moving_it_aside_lets_a_fresh_one_start(
+    tmp_path: Path,
+) -> None:
+    """Garbage in the outbox file: `run` exits 2 with one line and the remedy; after
+    `outbox --move-aside` the daemon starts on a fresh file and the damaged one is kept."""
+    config = write_config(tmp_path, meter("a", "eastron-sdm120", 0.2, 1))
+    damaged = b"not an sqlite file " * 4096
+    (tmp_path / "outbox.sqlite3").write_bytes(damaged)
+    gridedge = [sys.executable, "-m", "gridedge"]
+    run = subprocess.run(
+        [*gridedge, "run", "-c", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "outbox.sqlite3" in lines[0]
+    assert "--move-aside" in lines[0]
+    aside = subprocess.run(
+        [*gridedge, "outbox", "-c", str(config), "--move-aside"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    (kept,) = (Path(p) for p in json.loads(aside.stdout)["moved"])
+    assert kept.read_bytes() == damaged
+    with running_daemon(config) as proc:
+        wait_for(lambda: samples_by_device(tmp_path / "outbox.sqlite3").get("a"), 30, "samples")
+        assert proc.poll() is None
