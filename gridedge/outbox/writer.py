@@ -9,11 +9,13 @@ deletes the oldest (``full``) while ``drop_newest`` stores only what still fits
 (``full_rejected``). Deletes move at most ``max_commit_bytes`` per transaction (a delete writes
 the pages it touches into the WAL); what remains is deleted by the next ones.
 
-When the filesystem is full the spare reserve is given back, ``drop_oldest`` deletes the oldest
-envelopes (``disk_full``) and tries once more; a batch that still cannot be written is counted
-(``disk_full_rejected``, or ``write_failed`` for other write errors) by :meth:`reject` and its
-appends return, so that polling goes on. Those counts are held in memory and written with the
-next transaction that commits.
+When the filesystem is full the spare reserve (:class:`gridedge.outbox.files.Spare`) is given
+back and the WAL checkpointed; until the reserve can be taken again the database does not grow:
+new envelopes go into pages that deletes freed, ``drop_oldest`` deleting the oldest to make
+room (``disk_full``), ``drop_newest`` refusing what does not fit (``disk_full_rejected``). A
+batch that still cannot be written is counted by :meth:`reject` (``disk_full_rejected``, or
+``write_failed`` for other write errors) and its appends return, so that polling goes on. Those
+counts are held in memory and written with the next transaction that commits.
 """
 
 from __future__ import annotations
@@ -143,8 +145,9 @@ class SqliteStore:
         """Store rows and cursor moves in one transaction, pruning as configured.
 
         Raises:
-            OutboxFullError: the filesystem is full; under ``drop_oldest`` the oldest
-                envelopes were deleted and the batch tried once more, in vain.
+            OutboxFullError: the filesystem is full; the reserve was given back, the WAL
+                checkpointed and the batch tried once more within the file's present size
+                (``drop_oldest`` deleting the oldest to make room), in vain.
             OutboxError: SQLite failed otherwise; the transaction was rolled back.
         """
         self._check_file()
