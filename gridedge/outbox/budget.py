@@ -1,10 +1,12 @@
-"""How ``max_bytes`` is shared between the database, its WAL and its shared-memory file (pure).
+"""How ``max_bytes`` is shared between the outbox's files on disk (pure).
 
-``max_bytes`` bounds what the outbox takes on disk: database + WAL + shm. The WAL gets a tenth
+``max_bytes`` bounds what the outbox takes on disk: database + WAL + shm + the spare reserve
+(``<path>.spare``, half the WAL's share, given back when the filesystem is full so that the WAL
+can be checkpointed into the database; the lock file is a few bytes). The WAL gets a tenth
 (at least 192 KiB, at most 16 MiB): SQLite checkpoints it at half of that and truncates it back
 to it, and one transaction may write at most a quarter of it, so the WAL stays in its share. The
 shm file, 32 KiB per 4,062 WAL frames, gets its 32 KiB (the WAL's share stays under 4,062
-frames). The database gets the rest, counted in pages actually used (envelopes, their index and
+frames). The database gets what remains, counted in pages actually used (envelopes, their index and
 the small tables), not in body bytes; freed pages are reused before the file grows.
 
 A transaction therefore moves at most ``max_commit_bytes`` of envelope bodies, in or out:
@@ -35,6 +37,7 @@ class DiskBudget:
         max_bytes: database + WAL + shm on disk.
         page_size: SQLite's page size.
         wal_bytes: the WAL's share (``journal_size_limit``).
+        spare_bytes: the size of the spare reserve.
         db_bytes: the pages the database may use.
         checkpoint_pages: WAL frames after which SQLite checkpoints (``wal_autocheckpoint``).
         max_commit_bytes: envelope body bytes one transaction inserts or deletes at most.
@@ -43,6 +46,7 @@ class DiskBudget:
     max_bytes: int
     page_size: int
     wal_bytes: int
+    spare_bytes: int
     db_bytes: int
     checkpoint_pages: int
     max_commit_bytes: int
@@ -53,11 +57,15 @@ class DiskBudget:
         wal_share = min(_MAX_WAL_BYTES, max(_MIN_WAL_BYTES, max_bytes // _WAL_SHARE))
         wal_pages = max(4, wal_share // page_size)
         wal_bytes = wal_pages * page_size
+        # After a full disk the checkpoint writes back what grew the database since the last
+        # one: at most the automatic checkpoint threshold, half the WAL's share.
+        spare_bytes = max(page_size, wal_pages // 2 * page_size)
         return cls(
             max_bytes=max_bytes,
             page_size=page_size,
             wal_bytes=wal_bytes,
-            db_bytes=max(page_size, max_bytes - wal_bytes - _SHM_BYTES),
+            spare_bytes=spare_bytes,
+            db_bytes=max(page_size, max_bytes - wal_bytes - spare_bytes - _SHM_BYTES),
             checkpoint_pages=max(1, wal_pages // 2),
             # A body byte costs up to ~2 page bytes when written and again when deleted.
             max_commit_bytes=max(page_size, wal_bytes // 8),

@@ -27,9 +27,9 @@ def side_file(path: Path, suffix: str) -> Path:
 
 
 def disk_bytes(path: Path) -> int:
-    """Bytes the database, its WAL and its shared-memory file take up now."""
+    """Bytes the database, its WAL, its shared-memory file and the spare take up now."""
     total = 0
-    for candidate in (path, *(side_file(path, s) for s in SIDE_SUFFIXES)):
+    for candidate in (path, *(side_file(path, s) for s in (*SIDE_SUFFIXES, ".spare"))):
         with contextlib.suppress(FileNotFoundError):
             total += candidate.stat().st_size
     return total

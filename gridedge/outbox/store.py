@@ -175,7 +175,7 @@ async def open_outbox(
         epoch = await _check_and_create(db, path, check=unclean, log=log)
         reader = await Database.connect(path, read_only=True)
         stack.push_async_callback(reader.close)
-        parts = StoreParts(db, budget, Spare(path, budget.wal_bytes), FileWatch(path), epoch)
+        parts = StoreParts(db, budget, Spare(path, budget.spare_bytes), FileWatch(path), epoch)
         store = SqliteStore(config, parts, upstreams, clock, log)
         await store.load()
         limits = QueueLimits(
