@@ -34,7 +34,7 @@ class DiskBudget:
     """The shares of ``max_bytes``.
 
     Attributes:
-        max_bytes: database + WAL + shm on disk.
+        max_bytes: database + WAL + shm + spare reserve on disk.
         page_size: SQLite's page size.
         wal_bytes: the WAL's share (``journal_size_limit``).
         spare_bytes: the size of the spare reserve.

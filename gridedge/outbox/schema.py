@@ -242,8 +242,8 @@ class OutboxStats:
     Attributes:
         rows: envelopes stored.
         bytes: their total body bytes.
-        file_bytes: size of the database file plus its WAL and shm files on disk (what
-            ``max_bytes`` bounds).
+        file_bytes: size of the database, its WAL and shm files and the spare reserve on
+            disk (what ``max_bytes`` bounds).
         epoch: the file's epoch, carried in every forwarded envelope with its seq.
         first_seq: the lowest stored seq, None when empty.
         last_seq: the highest stored seq, None when empty.

@@ -32,7 +32,8 @@ class Synchronous(StrEnum):
 class OutboxConfig:
     """The local store-and-forward queue.
 
-    ``max_bytes`` bounds the files on disk: database, WAL and shm together (at least 1 MiB).
+    ``max_bytes`` bounds the files on disk: database, WAL, shm and the spare reserve together
+    (at least 1 MiB).
     """
 
     path: Path = Path("gridedge-outbox.sqlite3")
