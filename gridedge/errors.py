@@ -12,6 +12,7 @@ so the rest of the daemon speaks only gridedge's own errors::
     │   └── FrameError              a garbled, short or CRC-failed response
     ├── CodecError                  registers cannot be decoded or a value cannot be encoded
     ├── OutboxError                 the local store cannot be opened, written or read
+    │   └── OutboxFullError         the filesystem under the outbox has no room left
     └── ForwardError                talking to an upstream broker failed (carries ``broker``)
         ├── BrokerUnavailableError  connection refused, TLS failure, lost connection
         └── PublishRejectedError    the broker refused a publish or the credentials
@@ -97,6 +98,10 @@ class CodecError(GridedgeError):
 
 class OutboxError(GridedgeError):
     """The outbox could not be opened, written or read."""
+
+
+class OutboxFullError(OutboxError):
+    """A write failed because the filesystem under the outbox is full."""
 
 
 class ForwardError(GridedgeError):

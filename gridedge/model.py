@@ -61,8 +61,8 @@ class Envelope:
     """A unit of storage and forwarding.
 
     ``seq`` is assigned by the outbox when the envelope is committed and is strictly increasing
-    per gateway; consumers drop replays by ``(gateway, seq)``. ``urgent`` envelopes (alerts) are
-    forwarded before backlog.
+    per outbox file, whose ``epoch`` goes with it upstream; consumers drop replays by
+    ``(gateway, epoch, seq)``. ``urgent`` envelopes (alerts) are forwarded before backlog.
     """
 
     kind: Kind

@@ -18,36 +18,19 @@ from typing import Any, NoReturn, cast
 
 from gridedge import __version__
 from gridedge.analytics.replay import add_replay_command
+from gridedge.cli.configs import config_or_example
 from gridedge.cli.drivers import add_driver_options, check_file, print_search
 from gridedge.cli.modbus import add_emulate_command, add_scan_command
+from gridedge.cli.outbox import add_outbox_command
 from gridedge.cli.preflight import preflight
 from gridedge.cli.tail import add_tail_command
-from gridedge.config import Config, load_config, parse_config
+from gridedge.config import load_config
 from gridedge.configdump import dump_toml
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
 from gridedge.errors import ConfigError, GridedgeError, LinkError, OutboxError
 from gridedge.log import LogFormat, LogLevel, configure, get_logger
-from gridedge.tomlread import load_toml
 
 EXIT_OK, EXIT_CRASH, EXIT_USAGE = 0, 1, 2
-
-_PACKAGE = Path(__file__).resolve().parent
-# The wheel carries the example config inside the package; a source checkout has it at the top.
-EXAMPLE_CONFIG = next(
-    (
-        p
-        for p in (_PACKAGE / "_example_config.toml", _PACKAGE.parent / "config.example.toml")
-        if p.is_file()
-    ),
-    _PACKAGE.parent / "config.example.toml",
-)
-
-
-def config_or_example(path: str | None) -> Config:
-    """Load ``path``, or the embedded example config (paths relative to the working dir)."""
-    if path is not None:
-        return load_config(Path(path))
-    return parse_config(load_toml(EXAMPLE_CONFIG), source="<embedded default>", base_dir=Path.cwd())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -99,47 +82,6 @@ def _cmd_drivers(args: argparse.Namespace) -> int:
     for d in sorted(drivers.values(), key=lambda d: d.id):
         print(f"{d.id:<24} {d.phases:>6} {len(d.channels):>8}  {d.manufacturer} {d.model}")
     return EXIT_OK
-
-
-def _cmd_outbox(args: argparse.Namespace) -> int:
-    from gridedge.outbox.store import read_stats
-
-    config = config_or_example(args.config)
-    stats = read_stats(config.outbox.path)
-    print(json.dumps(_jsonable(stats), indent=2, default=str))
-    return EXIT_OK
-
-
-def _jsonable(stats: object) -> dict[str, object]:
-    from dataclasses import asdict
-
-    out = asdict(stats)  # type: ignore[call-overload]
-    for key in ("oldest_ts", "newest_ts"):
-        if isinstance(out.get(key), float):
-            out[key.removesuffix("_ts")] = _iso(out[key])
-    out["upstreams"] = _upstreams(out)
-    return dict(out)
-
-
-def _upstreams(stats: dict[str, Any]) -> dict[str, object]:
-    """Per upstream: cursor, backlog, the oldest unsent envelope and its age, dropped unsent."""
-    now = dt.datetime.now(dt.UTC).timestamp()
-    view: dict[str, object] = {}
-    for name, cursor in stats["cursors"].items():
-        oldest = stats["oldest_unsent_ts"].get(name)
-        view[name] = {
-            "cursor": cursor,
-            "backlog": stats["backlog"].get(name, 0),
-            "oldest_unsent": _iso(oldest) if oldest is not None else None,
-            "oldest_unsent_age_s": round(now - oldest, 1) if oldest is not None else None,
-            "dropped_unsent": stats["dropped_unsent"].get(name, 0),
-            "quarantined": stats.get("quarantined", {}).get(name, {}),
-        }
-    return view
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -292,10 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON with every channel")
     add_driver_options(p)
     p.set_defaults(func=_cmd_drivers)
-    p = sub.add_parser("outbox", help="print outbox statistics (works while the daemon runs)")
-    with_config(p)
-    p.set_defaults(func=_cmd_outbox)
-    add_tail_command(p)
+    add_tail_command(add_outbox_command(sub, config_or_example, with_config))
     p = sub.add_parser("simulate", help="write a labelled dataset of simulated meters (CSV)")
     p.add_argument("--driver", default="eastron-sdm630")
     p.add_argument("--dir", action="append", default=[], help="extra drivers folder")

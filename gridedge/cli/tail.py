@@ -85,7 +85,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 def _outbox_path(args: argparse.Namespace) -> Path:
     if args.path is not None:
         return Path(args.path)
-    from gridedge.cli.main import config_or_example  # deferred: main imports this module
+    from gridedge.cli.configs import config_or_example
 
     path: Path = config_or_example(getattr(args, "config", None)).outbox.path
     return path

@@ -260,7 +260,7 @@ def start_forwarders(
             continue
         state = UpstreamState(upstream.name, upstream.broker, upstream.tls)
         states[upstream.name] = state
-        identity = Identity(upstream.topic_prefix, site, gateway)
+        identity = Identity(upstream.topic_prefix, site, gateway, outbox.epoch)
         _log.info(
             "forward.started",
             upstream=upstream.name,

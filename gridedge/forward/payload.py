@@ -6,20 +6,26 @@ Topics: ``{prefix}/{site}/{gateway}/{device}/{kind}`` for envelopes, and the ret
 A message carries the envelopes of one device and kind, in seq order. One envelope is sent
 as one flat object::
 
-    {"gateway": "gw-1", "seq": 42, "ts": "2026-01-05T10:00:00.250000Z",
-     "device": "mains", "kind": "sample", "values": {"voltage_l1": 231.2}, "quality": "good"}
+    {"gateway": "gw-1", "epoch": "9f2c4e1a7b3d5f60", "seq": 42,
+     "ts": "2026-01-05T10:00:00.250000Z", "device": "mains", "kind": "sample",
+     "values": {"voltage_l1": 231.2}, "quality": "good"}
 
 Several are batched, up to ``max_batch_bytes``, as::
 
-    {"gateway": "gw-1", "envelopes": [{"seq": 42, "ts": ..., "device": ..., "kind": ...,
-                                       "values": ..., "quality": ...}, ...]}
+    {"gateway": "gw-1", "epoch": "9f2c4e1a7b3d5f60",
+     "envelopes": [{"seq": 42, "ts": ..., "device": ..., "kind": ..., "values": ...,
+                    "quality": ...}, ...]}
 
 ``ts`` is the time the reading was taken (RFC 3339, UTC, microseconds), never the time of
 sending. The envelope body's fields follow ``seq``/``ts``/``device``/``kind`` at the same
-level; a body field that reuses one of those names (or ``gateway``/``envelopes``) is renamed
-``body_<name>``. Numbers that JSON cannot carry (NaN, infinities) are sent as ``null``; a
+level; a body field that reuses one of those names (or ``gateway``/``epoch``/``envelopes``) is
+renamed ``body_<name>``. Numbers that JSON cannot carry (NaN, infinities) are sent as ``null``; a
 ``ts`` outside the years 1-9999 is sent as ``null`` too. Text is ASCII (``\\u`` escapes), so
-its length in characters is its size in bytes. Consumers drop replays by ``(gateway, seq)``.
+its length in characters is its size in bytes.
+
+``epoch`` names the outbox file the envelope was stored in (random, drawn when the file was
+created); ``seq`` starts again at 1 in a new file (deleted, moved aside, replaced), so consumers
+drop replays by ``(gateway, epoch, seq)``, never by ``(gateway, seq)`` alone.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 
 from gridedge.model import Envelope
 
-RESERVED = frozenset({"gateway", "seq", "ts", "device", "kind", "envelopes"})
+RESERVED = frozenset({"gateway", "epoch", "seq", "ts", "device", "kind", "envelopes"})
 STATUS_ONLINE = b"online"
 STATUS_OFFLINE = b"offline"
 
@@ -44,11 +50,12 @@ _MIN_YEAR, _MAX_YEAR = 1, 9999
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Where a gateway publishes: topic prefix, site and gateway id."""
+    """Where a gateway publishes: topic prefix, site and gateway id; the outbox's epoch."""
 
     prefix: str
     site: str
     gateway: str
+    epoch: str = ""
 
     def topic(self, device: str, kind: str) -> str:
         """The topic of one device's envelopes of one kind."""
@@ -141,6 +148,8 @@ def pack(envelopes: Iterable[Envelope], identity: Identity, max_bytes: int) -> l
     for envelope in envelopes:
         groups.setdefault((envelope.device, envelope.kind.value), []).append(envelope)
     gateway = _fast_json(identity.gateway)
+    if identity.epoch:
+        gateway += ',"epoch":' + _fast_json(identity.epoch)
     messages: list[Message] = []
     for (device, kind), members in groups.items():
         topic = identity.topic(device, kind)
@@ -152,7 +161,7 @@ def pack(envelopes: Iterable[Envelope], identity: Identity, max_bytes: int) -> l
     return messages
 
 
-# '{"gateway":' + gw + ',"envelopes":[' + entries joined by ',' + ']}'
+# '{"gateway":' + gw (and ',"epoch":' + epoch) + ',"envelopes":[' + entries + ']}'
 _BATCH_OVERHEAD = len('{"gateway":,"envelopes":[]}')
 
 
@@ -173,13 +182,13 @@ def _batches(entries: Sequence[str], gateway_len: int, max_bytes: int) -> list[t
 
 def _payload(gateway: str, entries: Sequence[str]) -> bytes:
     if len(entries) == 1:
-        # '{"seq":...}' -> '{"gateway":"gw","seq":...}'
+        # '{"seq":...}' -> '{"gateway":"gw","epoch":"...","seq":...}'
         return f'{{"gateway":{gateway},{entries[0][1:]}'.encode()
     return f'{{"gateway":{gateway},"envelopes":[{",".join(entries)}]}}'.encode()
 
 
 def unpack(payload: bytes) -> list[dict[str, Any]]:
-    """The envelopes of a message as flat objects, each with its ``gateway`` (for consumers).
+    """The envelopes of a message as flat objects, each with ``gateway`` and ``epoch``.
 
     Raises:
         ValueError: the payload is not a gridedge envelope message.
@@ -189,4 +198,5 @@ def unpack(payload: bytes) -> list[dict[str, Any]]:
         raise ValueError("not a gridedge envelope message")
     if "envelopes" not in obj:
         return [obj]
-    return [{"gateway": obj["gateway"], **entry} for entry in obj["envelopes"]]
+    head = {key: obj[key] for key in ("gateway", "epoch") if key in obj}
+    return [{**head, **entry} for entry in obj["envelopes"]]

@@ -4,13 +4,19 @@ This part knows nothing about SQLite; it drives a :class:`BatchStore` (the SQLit
 :mod:`gridedge.outbox.store`, or a fake in tests).
 
 Policy: callers queue whole append calls; the writer takes everything queued, whole calls only,
-up to ``max_batch`` envelopes (at least one call), into one transaction. It starts a commit at
+up to ``max_batch`` envelopes and ``max_batch_bytes`` of bodies (at least one call), into one
+transaction. It starts a commit at
 once when the queue is "big" (``max_batch`` envelopes or ``eager_bytes`` of bodies: a commit's
 fixed cost, a few pages and under FULL an fsync, is then small beside the data) or when no
 commit started in the last ``commit_interval_s`` (the first append after a quiet spell goes out
 at once); otherwise it waits for whichever comes first. A trickle of small appends thus costs
 one commit per interval instead of one each (flash wear), while producers that wait for their
 commits are never held back by the interval once their appends add up to a big queue.
+
+A failing store does not hold producers: a batch is retried with backoff for at most one
+``commit_interval_s`` (not at all when the disk is full, the store has done what it can), then
+handed to :meth:`BatchStore.reject`, which counts it as dropped, and its appends return. Cursor
+moves of a failed batch stay queued for the next commit.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gridedge.errors import OutboxError
+from gridedge.errors import OutboxError, OutboxFullError
 from gridedge.log import FailureStreak
 from gridedge.outbox.schema import Row
 
@@ -41,6 +47,9 @@ class BatchStore(Protocol):
 
     def housekeeping_due(self) -> bool:
         """Whether an otherwise empty commit would do something useful (expiry)."""
+
+    def reject(self, rows: list[Row], error: OutboxError) -> None:
+        """Count rows that could not be committed as dropped; they are given up."""
 
 
 @dataclass(slots=True)
@@ -80,6 +89,7 @@ class QueueLimits:
     commit_interval_s: float
     eager_bytes: int
     idle_wakeup_s: float
+    max_batch_bytes: int = 1 << 62
 
 
 class CommitQueue:
@@ -176,12 +186,16 @@ class CommitQueue:
 
     async def _gather(self) -> None:
         """Wait for work (or the idle wake-up), then linger while the batch is small."""
-        if not self._queue and not self._cursors and not self._closing:
+        idle = not self._queue and not self._cursors and not self._closing
+        if idle and not self._store.housekeeping_due():
             self._work.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._limits.idle_wakeup_s):
                     await self._work.wait()
-        deadline = self._last_commit_at + self._limits.commit_interval_s
+        interval = self._limits.commit_interval_s
+        if not self.healthy:  # a failing store is tried again no faster than the backoff floor
+            interval = max(interval, _RETRY_MIN_S)
+        deadline = self._last_commit_at + interval
         if not self._is_big() and asyncio.get_running_loop().time() < deadline:
             self._big.clear()
             with contextlib.suppress(TimeoutError):
@@ -198,13 +212,19 @@ class CommitQueue:
     def _take_batch(self) -> _Batch:
         """Whole append calls from the queue, up to max_batch envelopes (at least one call)."""
         batch = _Batch()
-        count = 0
+        count = size = 0
+        limits = self._limits
         while self._queue and (
-            not batch.appends or count + len(self._queue[0].rows) <= self._limits.max_batch
+            not batch.appends
+            or (
+                count + len(self._queue[0].rows) <= limits.max_batch
+                and size + self._queue[0].size <= limits.max_batch_bytes
+            )
         ):
             append = self._queue.popleft()
             batch.appends.append(append)
             count += len(append.rows)
+            size += append.size
             self._queued_bytes -= append.size
         self._queued -= count
         self._room.set()
@@ -225,6 +245,8 @@ class CommitQueue:
     async def _commit_with_retry(self, batch: _Batch) -> None:
         delay = _RETRY_MIN_S
         rows = batch.rows()
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._limits.commit_interval_s
         while True:
             # Cursor moves queued meanwhile ride along: under drop_newest the envelopes they
             # retire may be what frees the space a failing batch needs.
@@ -236,7 +258,10 @@ class CommitQueue:
                 await self._store.commit(rows, batch.cursors)
             except OutboxError as exc:
                 self.healthy, self.last_error = False, str(exc)
-                self._streak.failed(str(exc))
+                self._streak.failed(str(exc), rejected=len(rows))
+                if isinstance(exc, OutboxFullError) or loop.time() + delay > give_up_at:
+                    self._give_up(batch, rows, exc)
+                    return
                 await asyncio.sleep(delay)  # backoff, not synchronisation
                 delay = min(2 * delay, _RETRY_MAX_S)
                 continue
@@ -244,6 +269,17 @@ class CommitQueue:
                 self.healthy, self.last_error = True, None
                 self._streak.succeeded()
             return
+
+    def _give_up(self, batch: _Batch, rows: list[Row], error: OutboxError) -> None:
+        """Count the batch's rows as dropped; its cursor moves wait for the next commit."""
+        if rows:
+            self._store.reject(rows, error)
+        for upstream, seq in batch.cursors.items():
+            self._cursors[upstream] = max(seq, self._cursors.get(upstream, 0))
+        self._cursor_waiters += batch.waiters
+        batch.cursors, batch.waiters = {}, []
+        if self._cursors:
+            self._work.set()
 
     async def stop(self, writer: asyncio.Task[None], flush_timeout_s: float) -> None:
         """Let the writer commit what is queued (bounded), then stop it; survives cancellation.

@@ -18,11 +18,14 @@ from enum import StrEnum
 
 from gridedge.model import Envelope, Kind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Stored in ``PRAGMA user_version``; bump it with a migration when the schema changes."""
 
+# The epoch names this outbox file: drawn at random when the file is created and carried in
+# every forwarded envelope. seq restarts at 1 in a new file; (gateway, epoch, seq) does not repeat.
+_META = "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+
 SCHEMA = f"""
-BEGIN IMMEDIATE;
 CREATE TABLE envelopes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -34,11 +37,30 @@ CREATE TABLE envelopes (
 CREATE INDEX envelopes_urgent ON envelopes (seq) WHERE urgent = 1;
 CREATE TABLE cursors (upstream TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;
+{_META}
 """
-# AUTOINCREMENT (not a plain rowid) so a seq is never reused, even after the newest rows were
-# pruned or the table emptied: consumers deduplicate by (gateway, seq).
+MIGRATE_FROM_1 = _META
+
+
+def schema_script(tables: str, epoch: str) -> str:
+    """One transaction: ``tables``, the file's epoch and the schema version.
+
+    Raises:
+        ValueError: ``epoch`` is not lowercase hex (it is written into the SQL text).
+    """
+    if not epoch or any(c not in "0123456789abcdef" for c in epoch):
+        raise ValueError(f"epoch must be lowercase hex, got {epoch!r}")
+    return (
+        f"BEGIN IMMEDIATE;{tables}"
+        f"INSERT INTO meta (name, value) VALUES ('epoch', '{epoch}');"
+        f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+    )
+
+
+SELECT_EPOCH = "SELECT value FROM meta WHERE name = 'epoch'"
+SELECT_PAGES = "SELECT page_count, freelist_count FROM pragma_page_count, pragma_freelist_count"
+# AUTOINCREMENT (not a plain rowid) so a seq is never reused within a file, even after the
+# newest rows were pruned or the table emptied: consumers deduplicate by (gateway, epoch, seq).
 
 INSERT = "INSERT INTO envelopes (kind, device, ts, urgent, body) VALUES (?, ?, ?, ?, ?)"
 SELECT_AFTER = (
@@ -101,7 +123,11 @@ class DropReason(StrEnum):
     EXPIRED = "expired"
     """Envelopes older than ``max_age_s`` were deleted."""
     DISK_FULL = "disk_full"
-    """SQLite reported a full disk; ``drop_oldest`` deleted the oldest tenth to go on."""
+    """The filesystem was full; ``drop_oldest`` deleted the oldest envelopes to go on."""
+    DISK_FULL_REJECTED = "disk_full_rejected"
+    """The filesystem was full and new envelopes could not be stored (either policy)."""
+    WRITE_FAILED = "write_failed"
+    """The file could not be written (read-only, I/O error) and new envelopes were not stored."""
 
 
 _DROPPED = "dropped:"
@@ -215,8 +241,10 @@ class OutboxStats:
 
     Attributes:
         rows: envelopes stored.
-        bytes: their total body bytes (what ``max_bytes`` bounds).
-        file_bytes: size of the database file plus its WAL file on disk.
+        bytes: their total body bytes.
+        file_bytes: size of the database, its WAL and shm files and the spare reserve on
+            disk (what ``max_bytes`` bounds).
+        epoch: the file's epoch, carried in every forwarded envelope with its seq.
         first_seq: the lowest stored seq, None when empty.
         last_seq: the highest stored seq, None when empty.
         oldest_ts: ts of the first envelope in queue order, None when empty.
@@ -245,6 +273,7 @@ class OutboxStats:
     backlog: Mapping[str, int]
     oldest_unsent_ts: Mapping[str, float | None]
     quarantined: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    epoch: str = ""
 
 
 def build_stats(
@@ -253,6 +282,7 @@ def build_stats(
     counters: Iterable[tuple[str, int]],
     stored_bytes: int,
     file_bytes: int,
+    epoch: str,
 ) -> OutboxStats:
     """Stats from the rows of SELECT_SUMMARY, SELECT_UPSTREAMS and SELECT_COUNTERS."""
     first, last, oldest, newest = summary
@@ -280,4 +310,5 @@ def build_stats(
         cursors=cursors,
         backlog=backlog,
         oldest_unsent_ts=unsent_ts,
+        epoch=epoch,
     )

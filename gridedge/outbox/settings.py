@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from gridedge.outbox.budget import MIN_MAX_BYTES
 from gridedge.tomlread import Table
 
 
@@ -29,7 +30,11 @@ class Synchronous(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OutboxConfig:
-    """The local store-and-forward queue."""
+    """The local store-and-forward queue.
+
+    ``max_bytes`` bounds the files on disk: database, WAL, shm and the spare reserve together
+    (at least 1 MiB).
+    """
 
     path: Path = Path("gridedge-outbox.sqlite3")
     max_bytes: int = 256 * 1024 * 1024
@@ -46,7 +51,7 @@ def parse_outbox(t: Table, base_dir: Path) -> OutboxConfig:
     d = OutboxConfig()
     cfg = OutboxConfig(
         path=base_dir / t.string("path", str(d.path)),
-        max_bytes=t.integer("max_bytes", d.max_bytes, min=64 * 1024),
+        max_bytes=t.integer("max_bytes", d.max_bytes, min=MIN_MAX_BYTES),
         max_age_s=t.number("max_age_s", d.max_age_s, positive=True),
         on_full=t.choice("on_full", OnFull, d.on_full),
         synchronous=t.choice("synchronous", Synchronous, d.synchronous),

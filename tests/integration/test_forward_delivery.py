@@ -106,7 +106,7 @@ async def test_a_down_upstream_holds_back_nothing_and_catches_up_from_its_own_cu
 async def test_an_outbox_cap_below_the_backlog_drops_the_oldest_and_counts_them(
     tmp_path: Path, certs: Certs
 ) -> None:
-    """With the broker down and a 64 KiB outbox, the oldest are dropped and counted as unsent."""
+    """With the broker down and a 1 MiB outbox, the oldest are dropped and counted as unsent."""
     broker = Broker(tmp_path / "broker", certs)
     prepare_session(broker, "sub-cap")
     try:
@@ -115,7 +115,7 @@ async def test_an_outbox_cap_below_the_backlog_drops_the_oldest_and_counts_them(
             [upstream("up", broker.ports["tls"], certs)],
             meters=10,
             interval_s=0.2,
-            outbox={"max_bytes": 65536},
+            outbox={"max_bytes": 1048576},
         )
         async with running_gateway(config) as (runtime, task):
             state = state_of(runtime, "up")
@@ -125,7 +125,7 @@ async def test_an_outbox_cap_below_the_backlog_drops_the_oldest_and_counts_them(
             appended = outbox.appended_total
             await until(lambda: outbox.appended_total > appended, 5, "meters still storing")
             assert not task.done()
-            assert (await outbox.stats()).bytes <= 65536
+            assert (await outbox.stats()).file_bytes <= 1.1 * 1048576
             broker.start()
             with subscribed(broker.ports["plain"], "sub-cap") as sub:
                 target = state.last_seq

@@ -189,3 +189,28 @@ def test_unpack_refuses_what_is_not_an_envelope_message() -> None:
     """A payload without a gateway is not a gridedge message."""
     with pytest.raises(ValueError, match="not a gridedge"):
         unpack(b'{"seq": 1}')
+
+
+# --- the outbox epoch ---------------------------------------------------------------------------
+
+
+@given(count=st.integers(1, 30), max_bytes=st.integers(256, 4096))
+def test_every_envelope_carries_the_epoch_of_its_outbox_file(count: int, max_bytes: int) -> None:
+    """Single and batch messages both give each envelope the epoch, so (gateway, epoch, seq)
+    is its key, and the epoch does not push a batch over max_bytes."""
+    identity = Identity("gridedge", "site-1", "gw-1", "9f2c4e1a7b3d5f60")
+    messages = pack([_sample(seq) for seq in range(1, count + 1)], identity, max_bytes)
+    flat = [entry for message in messages for entry in unpack(message.payload)]
+    assert [(e["gateway"], e["epoch"], e["seq"]) for e in flat] == [
+        ("gw-1", "9f2c4e1a7b3d5f60", seq) for seq in range(1, count + 1)
+    ]
+    for message in messages:
+        assert len(message.payload) <= max_bytes or len(message.seqs) == 1
+
+
+def test_a_body_field_named_epoch_is_renamed() -> None:
+    """A body field that would shadow the epoch is sent as body_epoch."""
+    identity = Identity("gridedge", "site-1", "gw-1", "00ff")
+    envelope = Envelope(kind=Kind.STATUS, device="m", ts=1.0, body={"epoch": 3}, seq=1)
+    (entry,) = unpack(pack([envelope], identity, 4096)[0].payload)
+    assert (entry["epoch"], entry["body_epoch"]) == ("00ff", 3)

@@ -9,73 +9,23 @@ import threading
 from pathlib import Path
 
 import pytest
-import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridedge.config import OnFull, OutboxConfig, Synchronous
+from gridedge.config import Synchronous
 from gridedge.errors import OutboxError
 from gridedge.model import Envelope, Kind
 from gridedge.outbox.schema import admit, decode, encode
-from gridedge.outbox.store import Outbox, open_outbox, read_stats
-from tests.helpers import until
-
-T0 = 1_700_000_000.0
-BIG = 1 << 30
-
-
-class FakeClock:
-    """A wall clock that moves only when told to."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_config(
-    tmp_path: Path,
-    *,
-    max_bytes: int = BIG,
-    max_age_s: float = 30 * 86400.0,
-    on_full: OnFull = OnFull.DROP_OLDEST,
-    synchronous: Synchronous = Synchronous.NORMAL,
-    commit_interval_s: float = 0.005,
-    max_pending: int = 100_000,
-) -> OutboxConfig:
-    return OutboxConfig(
-        path=tmp_path / "outbox.sqlite3",
-        max_bytes=max_bytes,
-        max_age_s=max_age_s,
-        on_full=on_full,
-        synchronous=synchronous,
-        commit_interval_s=commit_interval_s,
-        max_pending=max_pending,
-    )
-
-
-def envelope(i: int, *, ts: float = T0, urgent: bool = False, pad: int = 30) -> Envelope:
-    return Envelope(
-        kind=Kind.ALERT if urgent else Kind.SAMPLE,
-        device=f"m{i % 3}",
-        ts=ts,
-        body={"i": i, "pad": "x" * pad},
-        urgent=urgent,
-    )
-
-
-def batch(start: int, count: int, *, ts: float = T0) -> list[Envelope]:
-    return [envelope(i, ts=ts) for i in range(start, start + count)]
-
-
-async def everything(outbox: Outbox) -> list[Envelope]:
-    return await outbox.read_after(0, 1_000_000)
-
-
-def body_ids(envelopes: list[Envelope]) -> list[object]:
-    return [e.body["i"] for e in envelopes]
-
+from gridedge.outbox.store import open_outbox, read_stats
+from tests.unit.outbox.kit import (
+    T0,
+    batch,
+    body_ids,
+    envelope,
+    everything,
+    make_config,
+    wait_until,
+)
 
 # --- pure helpers ------------------------------------------------------------------------------
 
@@ -145,7 +95,7 @@ async def test_a_big_queue_is_committed_without_waiting_for_the_interval(tmp_pat
     async with open_outbox(make_config(tmp_path, commit_interval_s=3600.0)) as outbox:
         await outbox.append(batch(0, 1))  # the first commit after a quiet spell is immediate
         small = asyncio.create_task(outbox.append(batch(1, 1)))
-        await until(lambda: outbox.pending == 1)
+        await wait_until(lambda: outbox.pending == 1)
         async with asyncio.timeout(10):
             await outbox.append([envelope(i, pad=300) for i in range(2, 302)])
             await small
@@ -185,76 +135,10 @@ async def test_closing_commits_appends_that_are_still_queued(tmp_path: Path) -> 
     async with open_outbox(config) as outbox:
         await outbox.append(batch(0, 1))  # the first commit after a quiet spell is immediate
         tasks = [asyncio.create_task(outbox.append(batch(i, 1))) for i in range(1, 20)]
-        await until(lambda: outbox.pending == 19)
+        await wait_until(lambda: outbox.pending == 19)
     await asyncio.gather(*tasks)
     async with open_outbox(config) as outbox:
         assert body_ids(await everything(outbox)) == list(range(20))
-
-
-# --- bounds ----------------------------------------------------------------------------------
-
-
-async def test_drop_oldest_keeps_bytes_under_max_and_counts_every_drop(tmp_path: Path) -> None:
-    """Under drop_oldest the oldest envelopes go, the total stays bounded, drops add up."""
-    config = make_config(tmp_path, max_bytes=5_000)
-    async with open_outbox(config) as outbox:
-        for start in range(0, 400, 10):
-            await outbox.append(batch(start, 10))
-            assert (await outbox.stats()).bytes <= config.max_bytes
-        stats = await outbox.stats()
-        stored = await everything(outbox)
-    assert 0 < stats.rows < 400
-    assert body_ids(stored) == list(range(400 - stats.rows, 400))  # the newest survive
-    assert stats.dropped == {"full": 400 - stats.rows}
-    assert sum(len(encode(e)[4]) for e in stored) == stats.bytes
-
-
-async def test_drop_newest_keeps_the_oldest_and_counts_rejects(tmp_path: Path) -> None:
-    """Under drop_newest what is stored stays, new envelopes that do not fit are counted."""
-    config = make_config(tmp_path, max_bytes=5_000, on_full=OnFull.DROP_NEWEST)
-    with structlog.testing.capture_logs() as logs:
-        async with open_outbox(config) as outbox:
-            for start in range(0, 400, 10):
-                await outbox.append(batch(start, 10))
-            stats = await outbox.stats()
-            stored = await everything(outbox)
-    refusals = [e["log_level"] for e in logs if e["event"] == "outbox.full.failed"]
-    assert refusals[0] == "warning"
-    assert set(refusals[1:]) <= {"debug"}
-    assert 0 < stats.rows < 400
-    assert body_ids(stored) == list(range(stats.rows))
-    assert stats.bytes <= config.max_bytes
-    assert stats.dropped == {"full_rejected": 400 - stats.rows}
-
-
-async def test_envelopes_older_than_max_age_expire_and_are_counted(tmp_path: Path) -> None:
-    """Envelopes older than max_age_s are deleted at a later commit and counted as expired."""
-    clock = FakeClock()
-    config = make_config(tmp_path, max_age_s=3600.0)
-    async with open_outbox(config, clock=clock) as outbox:
-        await outbox.append(batch(0, 5, ts=clock.now))
-        clock.now += 1800.0
-        await outbox.append(batch(5, 5, ts=clock.now))
-        assert (await outbox.stats()).rows == 10
-        clock.now += 3000.0  # the first five are now 4800 s old, the others 3000 s
-        await outbox.append(batch(10, 1, ts=clock.now))
-        stats = await outbox.stats()
-        assert body_ids(await everything(outbox)) == list(range(5, 11))
-    assert stats.dropped == {"expired": 5}
-    assert stats.oldest_ts == T0 + 1800.0
-
-
-async def test_drop_counters_survive_reopen(tmp_path: Path) -> None:
-    """Drop counts are persisted with the deletes and reloaded when the file is reopened."""
-    config = make_config(tmp_path, max_bytes=2_000)
-    async with open_outbox(config) as outbox:
-        await outbox.append(batch(0, 100))
-        before = outbox.dropped_total
-    assert before["full"] > 0
-    async with open_outbox(config) as outbox:
-        assert outbox.dropped_total == before
-        assert (await outbox.stats()).dropped == before
-    assert read_stats(config.path).dropped == before
 
 
 # --- cursors and retention ----------------------------------------------------------------------
@@ -290,25 +174,6 @@ async def test_envelopes_every_upstream_received_are_deleted_without_counting_dr
     assert stats.dropped == {}
     assert stats.delivered == 4
     assert stats.backlog == {"a": 4, "b": 6}
-
-
-async def test_pruning_past_a_cursor_counts_dropped_unsent_for_that_upstream(
-    tmp_path: Path,
-) -> None:
-    """Envelopes pruned before an upstream received them are counted for that upstream."""
-    config = make_config(tmp_path, max_bytes=5_000)
-    async with open_outbox(config, upstreams=["a", "b"]) as outbox:
-        await outbox.append(batch(0, 50))
-        await outbox.set_cursor("a", 30)
-        await outbox.set_cursor("b", 10)
-        await outbox.append(batch(50, 200))
-        stats = await outbox.stats()
-    assert stats.first_seq is not None
-    pruned_through = stats.first_seq - 1
-    assert pruned_through > 30
-    assert stats.delivered == 10
-    assert stats.dropped == {"full": pruned_through - 10}
-    assert stats.dropped_unsent == {"a": pruned_through - 30, "b": pruned_through - 10}
 
 
 # --- reads -------------------------------------------------------------------------------------
@@ -402,71 +267,6 @@ async def test_an_envelope_sqlite_cannot_store_is_refused_by_append(
         assert body_ids(await everything(outbox)) == [1]
 
 
-# --- failures ----------------------------------------------------------------------------------
-
-
-async def test_full_disk_under_drop_oldest_sheds_the_oldest_and_recovers(tmp_path: Path) -> None:
-    """A real SQLITE_FULL is logged once, sheds the oldest envelopes (counted) and heals."""
-    config = make_config(tmp_path)
-    with structlog.testing.capture_logs() as logs:
-        async with open_outbox(config, max_page_count=48) as outbox:
-            for start in range(0, 3000, 50):
-                await outbox.append(batch(start, 50))
-            stats = await outbox.stats()
-            assert outbox.healthy
-            assert outbox.last_error is None
-    assert stats.dropped["disk_full"] > 0
-    assert stats.rows + stats.dropped["disk_full"] == 3000
-    assert stats.last_seq == 3000
-    # Each full-disk episode is one warning, healed by the retry after shedding.
-    failed = [e for e in logs if e["event"] == "outbox.write.failed"]
-    recovered = [e for e in logs if e["event"] == "outbox.write.recovered"]
-    assert failed
-    assert [(e["log_level"], e["attempt"]) for e in failed] == [("warning", 1)] * len(recovered)
-    assert any(e["event"] == "outbox.pruned" and e["reason"] == "disk_full" for e in logs)
-
-
-async def fill_until_failing(outbox: Outbox) -> tuple[asyncio.Task[None], int]:
-    """Append batches of 50 until one cannot commit; return its task and the next body id."""
-    start = 0
-    while True:
-        task = asyncio.create_task(outbox.append(batch(start, 50)))
-        start += 50
-        await until(lambda: task.done() or not outbox.healthy)  # noqa: B023 - awaited here
-        if not outbox.healthy:
-            return task, start
-
-
-async def test_full_disk_under_drop_newest_holds_appends_until_delivery_frees_space(
-    tmp_path: Path,
-) -> None:
-    """Under drop_newest a full disk blocks appends (unhealthy) until retention makes room."""
-    config = make_config(tmp_path, on_full=OnFull.DROP_NEWEST, max_pending=100)
-    async with open_outbox(config, upstreams=["up"], max_page_count=48) as outbox:
-        blocked, start = await fill_until_failing(outbox)
-        assert outbox.last_error is not None
-        assert "full" in outbox.last_error
-        queued = [asyncio.create_task(outbox.append(batch(start + 50 * k, 50))) for k in range(3)]
-        await until(lambda: outbox.pending == 100)  # the third waits for room
-        assert not any(task.done() for task in [blocked, *queued])
-        await outbox.set_cursor("up", outbox.last_committed_seq)
-        await asyncio.gather(blocked, *queued)
-        assert outbox.healthy
-        stats = await outbox.stats()
-    assert stats.dropped == {}
-    assert stats.rows == 200
-    assert stats.last_seq == start + 150
-
-
-async def test_closing_while_the_disk_is_full_fails_the_queued_appends(tmp_path: Path) -> None:
-    """A bounded flush gives up on a failing disk: queued appends raise OutboxError."""
-    config = make_config(tmp_path, on_full=OnFull.DROP_NEWEST)
-    async with open_outbox(config, max_page_count=48, flush_timeout_s=0.3) as outbox:
-        blocked, _ = await fill_until_failing(outbox)
-    with pytest.raises(OutboxError, match="closed before committing"):
-        await blocked
-
-
 async def test_cancelling_the_owner_closes_the_outbox_and_keeps_committed_data(
     tmp_path: Path,
 ) -> None:
@@ -486,7 +286,7 @@ async def test_cancelling_the_owner_closes_the_outbox_and_keeps_committed_data(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await until(lambda: threading.active_count() <= threads_before)
+    await wait_until(lambda: threading.active_count() <= threads_before)
     async with open_outbox(config) as outbox:
         assert body_ids(await everything(outbox)) == [0, 1, 2]
 
