@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from gridedge.drivers import Channel, DataType, Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError
-from gridedge.links.modbus.bus import serve_modbus
 from gridedge.links.modbus.codec import encode, encode_channel
+from gridedge.links.modbus.server import serve_modbus
 from gridedge.links.modbus.settings import SerialEndpoint, TcpEndpoint
 from gridedge.links.simulated import log_fault
 from gridedge.log import get_logger
