@@ -9,9 +9,13 @@ from collections.abc import Callable, Sequence
 import pytest
 import structlog
 
+from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_driver
 from gridedge.errors import OutboxError
+from gridedge.links.simulated import SimulatedLink
 from gridedge.model import MeterStatus, Quality, Record, Sample
 from gridedge.poll import MeterState, Schedule, poll_forever
+from gridedge.simulator.faults import FaultPlan
+from gridedge.simulator.physics import MeterSimulator, SimulationParams
 
 Step = dict[str, float] | Exception
 
@@ -186,3 +190,30 @@ async def test_cancellation_is_not_contained() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_simulator_overflowing_on_its_rating_is_contained() -> None:
+    """A simulated meter rated 1e308 A overflows on every read; its neighbour keeps polling."""
+    driver = load_driver(BUILTIN_DRIVERS_DIR / "eastron-sdm630.toml")
+    absurd = SimulationParams(rated_current_a=1e308)
+    broken = SimulatedLink("broken", MeterSimulator("broken", driver, absurd, FaultPlan(), 1))
+    healthy = SimulatedLink("ok", MeterSimulator("ok", driver, SimulationParams(), FaultPlan(), 2))
+    sink = RecordingSink()
+    states = {d: MeterState(d) for d in ("broken", "ok")}
+    channels = len(driver.channels)
+    tasks = [
+        asyncio.create_task(poll_forever(link, FAST, sink, states[link.device], channels=channels))
+        for link in (broken, healthy)
+    ]
+    try:
+        async with asyncio.timeout(10):
+            while len(sink.samples("ok")) < 20:
+                sink.changed.clear()
+                await sink.changed.wait()
+        assert not any(task.done() for task in tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert states["broken"].errors["internal"] >= 1
+    assert not sink.samples("broken")
