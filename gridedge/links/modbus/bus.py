@@ -98,9 +98,12 @@ class _ResponseGuard:
     def __init__(self, client: ModbusBaseClient) -> None:
         ctx = client.ctx
         self._ctx = ctx
+        self._datagram_received = ctx.datagram_received
         self._callback_data = ctx.callback_data
         self._decode = ctx.framer.decoder.decode
-        # Instance attributes shadow the methods; pymodbus looks both up on the instance.
+        # Instance attributes shadow the methods; asyncio and pymodbus look them up on the
+        # instance. Bytes are noted on arrival: pymodbus drops an overlong buffer unseen.
+        ctx.datagram_received = self._on_bytes  # type: ignore[method-assign]  # the hook itself
         ctx.callback_data = self._on_data  # type: ignore[method-assign]  # the hook itself
         ctx.framer.decoder.decode = self._on_pdu  # type: ignore[method-assign]  # the hook itself
         self.received = False
@@ -119,9 +122,12 @@ class _ResponseGuard:
         self.pdu = bytes(frame)
         return self._decode(frame)
 
-    def _on_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
+    def _on_bytes(self, data: bytes, addr: tuple[Any, ...] | None) -> None:
         if data:
             self.received = True
+        self._datagram_received(data, addr)
+
+    def _on_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
         try:
             return int(self._callback_data(data, addr))
         except Exception as exc:
