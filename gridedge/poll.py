@@ -103,6 +103,7 @@ async def poll_forever(
         wallclock: source of sample timestamps (UTC epoch seconds).
     """
     loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
     streak = FailureStreak(_log, "poll", device=link.device)
     internal = FailureStreak(_log, "poll.internal", device=link.device)
     start = loop.time() + schedule.phase_s
@@ -122,6 +123,11 @@ async def poll_forever(
         else:
             internal.succeeded()
         state.busy_since = None
+        if task is not None and task.cancelling():
+            # The attempt swallowed a cancellation (Python 3.11's asyncio.wait_for, used inside
+            # pymodbus, returns a response that arrives together with the cancel): honour it,
+            # or the daemon's stop would wait for this loop forever.
+            raise asyncio.CancelledError
         tick = _next_tick(tick, schedule, state, elapsed_s=loop.time() - start)
 
 

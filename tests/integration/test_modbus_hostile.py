@@ -338,7 +338,7 @@ def _config(folder: Path, port: int) -> Path:
     path = folder / "gridedge.toml"
     path.write_text(
         '[gateway]\nid = "gw-test"\nsite = "lab"\ndrivers_dir = "drivers"\n\n'
-        '[log]\nformat = "json"\n\n[http]\nport = 0\n\n'
+        '[log]\nformat = "json"\n\n[http]\nport = 0\n\n[analytics]\nenabled = true\n\n'
         f'[outbox]\npath = "outbox.sqlite3"\n\n{meters}'
     )
     return path
@@ -403,7 +403,10 @@ def test_daemon_next_to_hostile_units_keeps_healthy_rates_and_accepts_nothing_ba
             assert all(math.isfinite(v) for v in values.values())
             if device.startswith("healthy"):
                 assert values == healthy
-    assert len(samples[f"absurd-{ABSURD_UNIT}"]) > 10
+    absurd = samples[f"absurd-{ABSURD_UNIT}"]
+    assert len(absurd) > 10
+    # The finite extremes are stored as measured, so they went through the analytics too.
+    assert any(abs(v) >= 1e308 for _, values in absurd for v in values.values())
     events = [json.loads(line) for line in lines]
     first_failures: dict[str, str] = {}
     for e in events:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -217,3 +218,28 @@ async def test_a_simulator_overflowing_on_its_rating_is_contained() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
     assert states["broken"].errors["internal"] >= 1
     assert not sink.samples("broken")
+
+
+async def test_a_cancellation_swallowed_inside_a_read_still_ends_the_loop() -> None:
+    """A link that eats CancelledError (as Python 3.11's wait_for can) cannot keep it polling."""
+    started = asyncio.Event()
+
+    class Swallowing:
+        device = "m"
+
+        async def read(self) -> dict[str, float]:
+            started.set()
+            # The response "arrived together with" the cancel, which is dropped.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+            return {"a": 1.0}
+
+    task = asyncio.create_task(
+        poll_forever(Swallowing(), FAST, RecordingSink(), MeterState("m"), channels=1)
+    )
+    async with asyncio.timeout(5):
+        await started.wait()
+    task.cancel()
+    async with asyncio.timeout(5):
+        with pytest.raises(asyncio.CancelledError):
+            await task
