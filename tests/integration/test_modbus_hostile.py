@@ -318,7 +318,7 @@ HOSTILE_UNITS = {
 ABSURD_UNIT = 20
 HEALTHY_UNITS = (1, 2, 3)
 INTERVAL_S = 0.25
-RUN_S = 12.0
+RUN_S = 15.0
 
 
 def _config(folder: Path, port: int) -> Path:
