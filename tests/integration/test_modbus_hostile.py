@@ -394,10 +394,13 @@ def test_daemon_next_to_hostile_units_keeps_healthy_rates_and_accepts_nothing_ba
     assert min(ratios.values()) >= 0.9, ratios
     healthy = dict(zip(_names(), HEALTHY_VALUES, strict=True))
     for unit, behaviour in HOSTILE_UNITS.items():
-        # The fuzzer sends the right answer now and then: only that may be stored.
-        for _, values in samples.get(f"{behaviour.value}-{unit}", []):
-            assert behaviour is Behaviour.FUZZ
-            assert values == healthy
+        stored = samples.get(f"{behaviour.value}-{unit}", [])
+        if behaviour is Behaviour.FUZZ:
+            # A well-formed answer (random registers under the right function code and byte
+            # count) is data as far as anyone can tell; nothing else may be stored.
+            assert len(stored) <= server.well_formed
+        else:
+            assert stored == [], behaviour
     for device, rows in samples.items():
         for _, values in rows:
             assert all(math.isfinite(v) for v in values.values())
