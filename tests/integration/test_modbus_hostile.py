@@ -30,7 +30,7 @@ from gridedge.drivers import RegisterTable
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, FrameError
 from gridedge.links.modbus.bus import open_modbus_bus
 from gridedge.links.modbus.settings import ModbusTcpLinkConfig
-from tests.integration.daemonproc import running_daemon, wait_for
+from tests.integration.daemonproc import running_daemon, samples_by_device, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -377,7 +377,7 @@ def test_daemon_next_to_hostile_units_keeps_healthy_rates_and_accepts_nothing_ba
     db = tmp_path / "outbox.sqlite3"
     with serving_in_thread(server) as port, running_daemon(_config(tmp_path, port)) as proc:
         started = time.monotonic()
-        wait_for(lambda: db.exists() and "healthy-1" in _samples(db), 30, "first samples")
+        wait_for(lambda: "healthy-1" in samples_by_device(db), 30, "first samples")
         wait_for(lambda: time.monotonic() - started >= RUN_S, RUN_S + 5, "the run")
         assert proc.poll() is None, "the daemon ended"
         proc.terminate()
