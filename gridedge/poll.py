@@ -114,14 +114,15 @@ async def poll_forever(
         state.polls += 1
         state.busy_since = loop.time()
         try:
-            await _attempt(link, ts, schedule, sink, state, streak, channels)
+            stored = await _attempt(link, ts, schedule, sink, state, streak, channels)
         except OutboxError:
             raise
         except Exception as exc:
             # Contained to this meter: the other loops must keep polling whatever went wrong.
             await _internal(exc, ts, schedule, sink, state, internal)
         else:
-            internal.succeeded()
+            if stored:
+                internal.succeeded()
         state.busy_since = None
         if task is not None and task.cancelling():
             # The attempt swallowed a cancellation (Python 3.11's asyncio.wait_for, used inside
@@ -139,8 +140,12 @@ async def _attempt(
     state: MeterState,
     streak: FailureStreak,
     channels: int,
-) -> None:
-    """One read of the meter, stored; a ``LinkError`` is handled here, anything else raised."""
+) -> bool:
+    """One read of the meter, stored; a ``LinkError`` is handled here, anything else raised.
+
+    Returns:
+        whether a sample was stored.
+    """
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
@@ -148,9 +153,10 @@ async def _attempt(
     except LinkError as exc:
         state.read_seconds.observe(loop.time() - started)
         await _failed(exc.kind, exc.detail, ts, schedule, sink, state, streak)
-    else:
-        state.read_seconds.observe(loop.time() - started)
-        await _succeeded(values, ts, sink, state, streak, channels)
+        return False
+    state.read_seconds.observe(loop.time() - started)
+    await _succeeded(values, ts, sink, state, streak, channels)
+    return True
 
 
 def _next_tick(tick: int, schedule: Schedule, state: MeterState, *, elapsed_s: float) -> int:
