@@ -1,9 +1,12 @@
 """The daemon: open the outbox, start one poll loop per meter, stop gracefully on request.
 
 ``run(config, shutdown_trigger=...)`` is the whole lifecycle; tests stop it with an event, the
-command line with SIGTERM/SIGINT. Resources are entered on one ``AsyncExitStack`` (outbox
-first, so it is the last to close and flushes whatever the loops handed it), activities run in
-one ``TaskGroup``. An unexpected exception in any activity ends ``run`` with that exception.
+command line with SIGTERM/SIGINT. SIGHUP does not reload the configuration: it is logged
+(``daemon.sighup_ignored``) and otherwise ignored, so it can no longer end the daemon without its
+graceful stop. Resources are entered on one ``AsyncExitStack`` (outbox first, so it is the last
+to close and flushes whatever the loops handed it), activities run in one ``TaskGroup``. Each
+poll loop contains its own meter's failures (see :mod:`gridedge.poll`); an exception that does
+end an activity (the outbox failing, or a bug in this wiring) ends ``run`` with it.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ async def run(
     async with AsyncExitStack() as stack:
         stack.callback(notifier.close)
         if shutdown_trigger is None:
-            shutdown_trigger = signal_trigger(stack)
+            shutdown_trigger = signal_trigger(stack, on_hangup=_hangup)
         outbox = await stack.enter_async_context(
             open_outbox(config.outbox, upstreams=enabled_names(config.upstreams))
         )
@@ -123,6 +126,13 @@ def _bus_of(meter: MeterConfig) -> str:
     """The physical bus a meter is read over; simulated meters share one CPU, not a bus."""
     link = meter.link
     return "simulated" if isinstance(link, SimulatedLinkConfig) else link.bus
+
+
+def _hangup() -> None:
+    _log.warning(
+        "daemon.sighup_ignored",
+        reason="configuration reload is not supported; restart the service to apply changes",
+    )
 
 
 def _start_polling(

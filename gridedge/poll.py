@@ -4,6 +4,14 @@ Reading ``k`` of a meter is due at ``start + phase + k * interval`` on the monot
 the schedule never drifts however long each read takes; a read that overruns skips the ticks it
 missed (counted) instead of bunching up. Each sample is stamped with the wall-clock UTC time at
 which the read started.
+
+Isolation: a loop contains whatever goes wrong in its own meter's attempt. A ``LinkError`` is a
+field fault (counted by kind); any other exception from the link, its decoder, the simulator,
+the analytics or a sink is counted as ``internal``, logged once with its type and message (the
+traceback at DEBUG), and the meter is retried on the usual backoff while every other meter keeps
+its schedule. Only an ``OutboxError`` ends the loop, and with it the daemon: without the outbox
+nothing can be kept. Values that are not finite never leave the loop: they are dropped from the
+sample (which is then partial) and counted as ``nonfinite``.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gridedge.errors import LinkError
+from gridedge.errors import LinkError, OutboxError
 from gridedge.histogram import Histogram
 from gridedge.links import Link
 from gridedge.log import FailureStreak, get_logger
@@ -97,24 +105,60 @@ async def poll_forever(
         wallclock: source of sample timestamps (UTC epoch seconds).
     """
     loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
     streak = FailureStreak(_log, "poll", device=link.device)
+    internal = FailureStreak(_log, "poll.internal", device=link.device)
     start = loop.time() + schedule.phase_s
     tick = 0
     while True:
         await asyncio.sleep(max(0.0, start + tick * schedule.interval_s - loop.time()))
         ts = wallclock()
         state.polls += 1
-        state.busy_since = started = loop.time()
+        state.busy_since = loop.time()
         try:
-            values = await link.read()
-        except LinkError as exc:
-            state.read_seconds.observe(loop.time() - started)
-            await _failed(exc, ts, schedule, sink, state, streak)
+            stored = await _attempt(link, ts, schedule, sink, state, streak, channels)
+        except OutboxError:
+            raise
+        except Exception as exc:
+            # Contained to this meter: the other loops must keep polling whatever went wrong.
+            await _internal(exc, ts, schedule, sink, state, internal)
         else:
-            state.read_seconds.observe(loop.time() - started)
-            await _succeeded(values, ts, sink, state, streak, channels)
+            if stored:
+                internal.succeeded()
         state.busy_since = None
+        if task is not None and task.cancelling():
+            # The attempt swallowed a cancellation (Python 3.11's asyncio.wait_for, used inside
+            # pymodbus, returns a response that arrives together with the cancel): honour it,
+            # or the daemon's stop would wait for this loop forever.
+            raise asyncio.CancelledError
         tick = _next_tick(tick, schedule, state, elapsed_s=loop.time() - start)
+
+
+async def _attempt(
+    link: Link,
+    ts: float,
+    schedule: Schedule,
+    sink: Sink,
+    state: MeterState,
+    streak: FailureStreak,
+    channels: int,
+) -> bool:
+    """One read of the meter, stored; a ``LinkError`` is handled here, anything else raised.
+
+    Returns:
+        whether a sample was stored.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        values = await link.read()
+    except LinkError as exc:
+        state.read_seconds.observe(loop.time() - started)
+        await _failed(exc.kind, exc.detail, ts, schedule, sink, state, streak)
+        return False
+    state.read_seconds.observe(loop.time() - started)
+    await _succeeded(values, ts, sink, state, streak, channels)
+    return True
 
 
 def _next_tick(tick: int, schedule: Schedule, state: MeterState, *, elapsed_s: float) -> int:
@@ -137,6 +181,7 @@ async def _succeeded(
     streak: FailureStreak,
     channels: int,
 ) -> None:
+    values = _finite(values, state)
     quality = Quality.GOOD if len(values) >= channels else Quality.PARTIAL
     records: list[Record] = [Sample(state.device, ts, values, quality)]
     if not state.online:
@@ -152,21 +197,54 @@ async def _succeeded(
     state.last_values = values
 
 
+def _finite(values: dict[str, float], state: MeterState) -> dict[str, float]:
+    """``values`` without the ones that are not finite numbers (counted as ``nonfinite``)."""
+    kept = {
+        name: float(v)
+        for name, v in values.items()
+        if isinstance(v, int | float) and math.isfinite(v)
+    }
+    if len(kept) != len(values):
+        state.errors["nonfinite"] += len(values) - len(kept)
+    return kept
+
+
 async def _failed(
-    exc: LinkError,
+    kind: str,
+    detail: str,
     ts: float,
     schedule: Schedule,
     sink: Sink,
     state: MeterState,
     streak: FailureStreak,
 ) -> None:
-    state.errors[exc.kind] += 1
+    state.errors[kind] += 1
     state.consecutive_failures += 1
-    streak.failed(exc.kind, detail=exc.detail)
+    streak.failed(kind, detail=detail)
     if state.online and state.consecutive_failures >= schedule.offline_after:
         state.online = False
         _log.warning("meter.offline", device=state.device, failures=state.consecutive_failures)
-        await sink.put([MeterStatus(state.device, ts, online=False, error=exc.kind)])
+        await sink.put([MeterStatus(state.device, ts, online=False, error=kind)])
+
+
+async def _internal(
+    exc: Exception,
+    ts: float,
+    schedule: Schedule,
+    sink: Sink,
+    state: MeterState,
+    streak: FailureStreak,
+) -> None:
+    """Count and log an unexpected exception of one attempt; the meter backs off like a failure."""
+    detail = f"{type(exc).__name__}: {exc}"[:200]
+    _log.debug("poll.internal.traceback", device=state.device, exc_info=exc)
+    try:
+        await _failed("internal", detail, ts, schedule, sink, state, streak)
+    except OutboxError:
+        raise
+    except Exception as again:
+        # The offline status could not be stored either; the count and the log still stand.
+        _log.debug("poll.internal.status_failed", device=state.device, error=repr(again)[:200])
 
 
 def spread_phases(meters: Iterable[tuple[str, str, float]]) -> dict[str, float]:

@@ -20,7 +20,7 @@ from gridedge.analytics.detectors import SURPRISE_HALF, ChannelDetector, Holdoff
 from gridedge.analytics.rules import ChannelRules, DropoutRule, RuleParams
 from gridedge.analytics.settings import AnalyticsConfig, TrendChannel
 from gridedge.analytics.trend import Crossing, Forecaster
-from gridedge.model import Envelope, Kind, Sample
+from gridedge.model import Envelope, Kind, Quality, Sample
 
 if TYPE_CHECKING:
     from gridedge.analytics.river_models import DeviceRiver
@@ -30,6 +30,10 @@ Limits = Mapping[str, tuple[float | None, float | None]]
 
 DEVICE_CHANNEL = "*"
 """The channel name of device-level alerts (dropout, multi-channel models)."""
+
+MAX_ABS_VALUE = 1e15
+"""Values beyond this magnitude (or not finite) are skipped: no meter measures them, and near
+the float limits the detectors' differences and squares would overflow into NaN."""
 
 
 @dataclass(slots=True)
@@ -264,6 +268,8 @@ class Analytics:
         self._devices: dict[str, DeviceAnalytics] = {}
         self.alerts_raised: Counter[str] = Counter()
         self.alerts_active: Counter[str] = Counter()
+        self.skipped_values = 0
+        """Channel values left out of the analysis: not finite, or beyond ``MAX_ABS_VALUE``."""
         self._river_factory = None
         if config.river_models:
             from gridedge.analytics import river_models  # deferred: River is slow to import
@@ -271,7 +277,11 @@ class Analytics:
             self._river_factory = river_models.DeviceRiver
 
     def process(self, sample: Sample) -> Result:
-        """Analyse one sample of any device."""
+        """Analyse one sample of any device; absurd or non-finite values are skipped, counted."""
+        usable = {k: v for k, v in sample.values.items() if -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE}
+        if len(usable) != len(sample.values):
+            self.skipped_values += len(sample.values) - len(usable)
+            sample = Sample(sample.device, sample.ts, usable, Quality.PARTIAL)
         dev = self._devices.get(sample.device)
         if dev is None:
             river = None

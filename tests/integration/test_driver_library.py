@@ -19,10 +19,11 @@ import pytest
 from gridedge import daemon
 from gridedge.config import parse_config
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, Driver, load_drivers
-from gridedge.links.modbus.bus import open_modbus_bus, serve_modbus
+from gridedge.links.modbus.bus import open_modbus_bus
 from gridedge.links.modbus.codec import compute, decode_response, read_scale_factors
 from gridedge.links.modbus.emulator import chain_image, image_source
 from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.server import serve_modbus
 from gridedge.links.modbus.settings import ModbusTcpLinkConfig, TcpEndpoint
 from gridedge.links.modbus.sunspec import (
     CommonInfo,

@@ -18,9 +18,10 @@ from gridedge import daemon
 from gridedge.config import parse_config
 from gridedge.drivers import RegisterTable, load_driver
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, FrameError
-from gridedge.links.modbus.bus import open_modbus_bus, serve_modbus
+from gridedge.links.modbus.bus import open_modbus_bus
 from gridedge.links.modbus.emulator import Emulator, EmulatorSettings
 from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.server import serve_modbus
 from gridedge.links.modbus.settings import ModbusTcpLinkConfig, RtuOverTcpLinkConfig, TcpEndpoint
 from tests.integration.modbusparts import emulator_subprocess, until
 from tests.unit.links.modbus.fakes import builtin
@@ -285,7 +286,7 @@ def _sealed(body: bytes) -> bytes:
         # unit 1's answer with its last CRC byte flipped
         (_sealed(bytes([1, 4, 4, 0x43, 0x66, 0x80, 0x00]))[:-1] + b"\x00", "bytes arrived"),
         # unit 1 answering one register when more were asked for
-        (_sealed(bytes([1, 4, 2, 0x43, 0x66])), "short response"),
+        (_sealed(bytes([1, 4, 2, 0x43, 0x66])), "byte count 2"),
     ],
     ids=["another-unit", "bad-crc", "short"],
 )

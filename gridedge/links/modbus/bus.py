@@ -1,17 +1,21 @@
-"""The pymodbus adapter: the only module that imports pymodbus.
+"""The client side of the pymodbus adapter (with :mod:`~gridedge.links.modbus.server`, the only
+modules that import pymodbus).
 
-Client side, :class:`ModbusBus` is one physical bus (a serial port, or one TCP connection to a
-meter or gateway): one connection and one :class:`asyncio.Lock`, shared by every meter on it
-through :class:`~gridedge.links.modbus.link.ModbusLink`. Server side, :func:`serve_modbus` answers
-requests from a plain callback, which is how ``gridedge emulate`` serves simulated meters.
+:class:`ModbusBus` is one physical bus (a serial port, or one TCP connection to a meter or
+gateway): one connection and one :class:`asyncio.Lock`, shared by every meter on it through
+:class:`~gridedge.links.modbus.link.ModbusLink`.
 
 Library exceptions are translated here and nowhere else:
 
 - no answer within the timeout, refused or lost connection -> ``DeviceUnreachableError``
 - a Modbus exception response -> ``DeviceFaultError(code)``
-- bytes arrived but no valid answer (bad CRC, another unit's id, a truncated or garbled frame:
-  pymodbus discards those silently, so "something arrived" is tracked by a packet hook) and
-  mismatched responses -> ``FrameError``
+- bytes arrived but no valid answer (bad CRC, another unit's id, a truncated or garbled frame,
+  a response that does not fit the request: another function code or byte count) ->
+  ``FrameError``
+
+pymodbus decodes responses inside asyncio's ``data_received``, where a decoding exception would
+print a traceback and drop the connection; :class:`_ResponseGuard` wraps that callback, so a
+garbled frame fails only its own request (at once, as a ``FrameError``) and the connection stays.
 
 Timeouts are ours, per request (``asyncio.timeout``), not the library's per-client setting, so
 meters on one bus can have their own; the library's retries and automatic reconnects are off,
@@ -21,32 +25,32 @@ since the meter link and the poll loop decide when to try again.
 from __future__ import annotations
 
 import asyncio
-import errno
-import fcntl
 import logging
 import math
-import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.client.base import ModbusBaseClient
-from pymodbus.constants import ExcCodes
-from pymodbus.datastore import ModbusServerContext
-from pymodbus.exceptions import ConnectionException, ModbusIOException, NoSuchIdException
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from gridedge.drivers import RegisterTable
-from gridedge.errors import DeviceFaultError, DeviceUnreachableError, FrameError, LinkError
+from gridedge.errors import (
+    CodecError,
+    DeviceFaultError,
+    DeviceUnreachableError,
+    FrameError,
+    LinkError,
+)
+from gridedge.links.modbus.codec import BIT_TABLES, check_read_response
+from gridedge.links.modbus.reasons import open_failure
 from gridedge.links.modbus.settings import (
     ModbusLinkConfig,
     ModbusRtuLinkConfig,
     RtuOverTcpLinkConfig,
-    SerialEndpoint,
-    TcpEndpoint,
 )
 from gridedge.log import FailureStreak, get_logger
 
@@ -75,13 +79,65 @@ _READ_METHODS = {
     RegisterTable.COIL: "read_coils",
     RegisterTable.DISCRETE: "read_discrete_inputs",
 }
-_TABLES_BY_FUNCTION = {
-    1: RegisterTable.COIL,
-    2: RegisterTable.DISCRETE,
-    3: RegisterTable.HOLDING,
-    4: RegisterTable.INPUT,
-}
-_BIT_TABLES = frozenset({RegisterTable.COIL, RegisterTable.DISCRETE})
+
+
+class _GarbledResponseError(Exception):
+    """Set on pymodbus' pending response when the bytes that arrived would not decode."""
+
+
+class _ResponseGuard:
+    """Sits between asyncio and pymodbus' frame handling of one client.
+
+    pymodbus decodes inside the protocol's ``data_received``; an exception there (a byte count
+    past the frame, an exception response without its code, an unknown function code) would
+    reach asyncio, which prints a traceback and closes the connection. Here it fails the
+    pending request instead, and the buffered bytes are dropped (one request is in flight at a
+    time, so they can only belong to it). The guard also notes whether any bytes arrived and
+    keeps the raw PDU of the last decoded response, so it can be checked against the request.
+    """
+
+    def __init__(self, client: ModbusBaseClient) -> None:
+        ctx = client.ctx
+        self._ctx = ctx
+        self._datagram_received = ctx.datagram_received
+        self._callback_data = ctx.callback_data
+        self._decode = ctx.framer.decoder.decode
+        # Instance attributes shadow the methods; asyncio and pymodbus look them up on the
+        # instance. Bytes are noted on arrival: pymodbus drops an overlong buffer unseen.
+        ctx.datagram_received = self._on_bytes  # type: ignore[method-assign]  # the hook itself
+        ctx.callback_data = self._on_data  # type: ignore[method-assign]  # the hook itself
+        ctx.framer.decoder.decode = self._on_pdu  # type: ignore[method-assign]  # the hook itself
+        self.received = False
+        """Bytes arrived since :meth:`reset`."""
+        self.pdu = b""
+        """Function code and data of the last response pymodbus decoded since :meth:`reset`."""
+        self.garbled = 0
+        """Received buffers that pymodbus failed to decode."""
+
+    def reset(self) -> None:
+        """Forget the previous request's response (call before sending)."""
+        self.received = False
+        self.pdu = b""
+
+    def _on_pdu(self, frame: bytes) -> Any:
+        self.pdu = bytes(frame)
+        return self._decode(frame)
+
+    def _on_bytes(self, data: bytes, addr: tuple[Any, ...] | None) -> None:
+        if data:
+            self.received = True
+        self._datagram_received(data, addr)
+
+    def _on_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
+        try:
+            return int(self._callback_data(data, addr))
+        except Exception as exc:
+            # Any exception at all: nothing may escape into asyncio's protocol callback.
+            self.garbled += 1
+            future = self._ctx.response_future
+            if not future.done():
+                future.set_exception(_GarbledResponseError(f"{type(exc).__name__}: {exc}"))
+            return len(data)
 
 
 class ModbusBus:
@@ -96,13 +152,13 @@ class ModbusBus:
     """
 
     def __init__(self, link: ModbusLinkConfig) -> None:
-        self._name = link.bus
         self._link = link
+        self._name = link.bus
         self._gap_s = link.frame_gap_s
         self._serial = isinstance(link, ModbusRtuLinkConfig)
-        self._client = _make_client(link, self._trace_packet)
+        self._client = _make_client(link)
+        self._guard = _ResponseGuard(self._client)
         self._lock = asyncio.Lock()
-        self._received = False
         self._quiet_since = -math.inf
         self._retry_at = -math.inf
         self._retry_delay_s = 0.0
@@ -160,7 +216,7 @@ class ModbusBus:
             async with asyncio.timeout(limit_s):
                 connected = bool(await self._client.connect())
                 if not connected:
-                    reason = await _open_failure(self._link)
+                    reason = await open_failure(self._link)
         except TimeoutError:
             connected = False
         if not connected:
@@ -184,12 +240,15 @@ class ModbusBus:
         count: int,
         timeout_s: float,
     ) -> list[int]:
-        self._received = False
+        self._guard.reset()
         self.requests += 1
         call = getattr(self._client, _READ_METHODS[table])
         try:
             async with asyncio.timeout(timeout_s):
                 response = await call(address, count=count, device_id=unit_id)
+        except _GarbledResponseError as exc:
+            self._silent = 0
+            raise FrameError(device, f"unit {unit_id}: undecodable response ({exc})") from exc
         except (TimeoutError, ModbusIOException) as exc:
             raise self._unanswered(device, unit_id, timeout_s) from exc
         except ConnectionException as exc:
@@ -201,12 +260,16 @@ class ModbusBus:
             self.close()
             raise DeviceUnreachableError(device, f"bus {self._name}: {exc}") from exc
         self._silent = 0
+        try:
+            check_read_response(self._guard.pdu, table, count)
+        except CodecError as exc:
+            raise FrameError(device, f"unit {unit_id}: {exc}") from exc
         if response.isError():
             raise DeviceFaultError(device, int(response.exception_code), address)
         return _payload(device, response, table, count)
 
     def _unanswered(self, device: str, unit_id: int, timeout_s: float) -> LinkError:
-        if self._received:
+        if self._guard.received:
             return FrameError(
                 device,
                 f"no valid answer from unit {unit_id} on {self._name} within {timeout_s} s "
@@ -220,15 +283,10 @@ class ModbusBus:
             device, f"no answer from unit {unit_id} on {self._name} within {timeout_s} s"
         )
 
-    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
-        if not sending and data:
-            self._received = True
-        return data
-
 
 def _payload(device: str, response: Any, table: RegisterTable, count: int) -> list[int]:
     """The registers (or bits as 0/1) of a read response; bits arrive padded to whole bytes."""
-    if table in _BIT_TABLES:
+    if table in BIT_TABLES:
         bits = getattr(response, "bits", None)
         if not isinstance(bits, list) or len(bits) < count:
             raise FrameError(device, f"expected {count} bits, got {bits!r:.60}")
@@ -239,42 +297,13 @@ def _payload(device: str, response: Any, table: RegisterTable, count: int) -> li
     return [int(r) for r in registers]
 
 
-async def _open_failure(link: ModbusLinkConfig) -> str:
-    """Why ``link`` cannot be opened, in the OS's words (pymodbus only says that it failed)."""
-    try:
-        if isinstance(link, ModbusRtuLinkConfig):
-            fd = os.open(link.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-            try:  # pyserial opens the port exclusively, with this lock
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
-        else:
-            _, writer = await asyncio.open_connection(link.host, link.port)
-            writer.close()
-    except OSError as exc:
-        name = errno.errorcode.get(exc.errno or 0, "")
-        # asyncio replaces strerror with its own sentence; the errno's own text is clearer.
-        text = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else str(exc)
-        reason = f"{name} {text}".strip()
-        if exc.errno == errno.EACCES and isinstance(link, ModbusRtuLinkConfig):
-            reason += " (add the gateway's user to the 'dialout' group)"
-        elif exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            reason += " (the port is in use by another program)"
-        return reason
-    return "the Modbus library could not open it"
-
-
-def _make_client(
-    link: ModbusLinkConfig, trace_packet: Callable[[bool, bytes], bytes]
-) -> ModbusBaseClient:
+def _make_client(link: ModbusLinkConfig) -> ModbusBaseClient:
     # No library timeouts, retries or reconnects: the bus and the poll loop handle those.
     common: dict[str, Any] = {
         "name": link.bus,
         "reconnect_delay": 0,
         "timeout": _LIBRARY_TIMEOUT_S,
         "retries": 0,
-        "trace_packet": trace_packet,
     }
     if isinstance(link, ModbusRtuLinkConfig):
         return AsyncModbusSerialClient(
@@ -302,113 +331,6 @@ async def open_modbus_bus(link: ModbusLinkConfig) -> AsyncIterator[ModbusBus]:
         yield bus
     finally:
         bus.close()
-
-
-# --- server ----------------------------------------------------------------------------------
-
-RegisterSource = Callable[[int, RegisterTable, int, int], Sequence[int]]
-"""``source(unit_id, table, address, count)`` -> registers (bits as 0/1).
-
-It raises :class:`DeviceUnreachableError` for "no answer" (the request goes unanswered, as from
-an absent or dead unit) and :class:`DeviceFaultError` for a Modbus exception response."""
-
-
-class _SourceContext(ModbusServerContext):
-    """A server datastore that asks a callback for every read and refuses every write."""
-
-    def __init__(self, source: RegisterSource) -> None:
-        # The base initialiser wants a device table and logs a deprecation notice; the server
-        # only needs the two flags below to hand every request to this object's methods.
-        self.old_simulator = True
-        self.simdevices = []
-        self._source = source
-
-    async def async_getValues(  # noqa: N802 - the library's method name
-        self, device_id: int, func_code: int, address: int, count: int = 1
-    ) -> list[int] | list[bool] | ExcCodes:
-        table = _TABLES_BY_FUNCTION.get(func_code)
-        if table is None:
-            return ExcCodes.ILLEGAL_FUNCTION
-        try:
-            values = self._source(device_id, table, address, count)
-        except DeviceUnreachableError:
-            raise NoSuchIdException(f"unit {device_id} does not answer") from None
-        except DeviceFaultError as exc:
-            return _exception_code(exc.code)
-        if table in _BIT_TABLES:
-            return [bool(v) for v in values]
-        return list(values)
-
-    async def async_setValues(  # noqa: N802 - the library's method name
-        self,
-        device_id: int,
-        func_code: int,
-        address: int,
-        values: Sequence[int] | Sequence[bool],
-    ) -> ExcCodes | None:
-        return ExcCodes.ILLEGAL_FUNCTION  # meters are read-only here
-
-    def device_ids(self) -> list[int]:
-        return []
-
-
-def _exception_code(code: int) -> ExcCodes:
-    try:
-        return ExcCodes(code)
-    except ValueError:
-        return ExcCodes.DEVICE_FAILURE
-
-
-@asynccontextmanager
-async def serve_modbus(
-    source: RegisterSource, endpoint: TcpEndpoint | SerialEndpoint
-) -> AsyncIterator[str]:
-    """Answer Modbus requests from ``source`` until the block ends.
-
-    Yields:
-        where the server listens: ``host:port`` (the real port when ``endpoint.port`` is 0),
-        or the serial device.
-
-    Raises:
-        LinkError: the address or device cannot be opened.
-    """
-    server = _make_server(_SourceContext(source), endpoint)
-    where = endpoint.port if isinstance(endpoint, SerialEndpoint) else endpoint.bound
-    try:
-        await server.serve_forever(background=True)
-    except RuntimeError as exc:
-        raise LinkError(where, "cannot listen (address in use, or no such device)") from exc
-    try:
-        if isinstance(endpoint, TcpEndpoint):
-            listener = cast(asyncio.Server, server.transport)
-            host, port = listener.sockets[0].getsockname()[:2]
-            where = f"{host}:{port}"
-        yield where
-    finally:
-        await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
-
-
-def _make_server(
-    context: _SourceContext, endpoint: TcpEndpoint | SerialEndpoint
-) -> ModbusTcpServer | ModbusSerialServer:
-    # ignore_missing_devices: absent units stay silent, as on a real bus.
-    if isinstance(endpoint, TcpEndpoint):
-        return ModbusTcpServer(
-            context,
-            framer=FramerType.RTU if endpoint.rtu_framing else FramerType.SOCKET,
-            address=(endpoint.host, endpoint.port),
-            ignore_missing_devices=True,
-        )
-    return ModbusSerialServer(
-        context,
-        framer=FramerType.RTU,
-        port=endpoint.port,
-        baudrate=endpoint.baudrate,
-        parity=endpoint.parity.value,
-        stopbits=endpoint.stopbits,
-        bytesize=endpoint.bytesize,
-        ignore_missing_devices=True,
-    )
 
 
 # --- baseline for the benchmark --------------------------------------------------------------

@@ -43,7 +43,20 @@ SCALE_FACTOR_NA = -32768
 MAX_SCALE_FACTOR = 10
 """SunSpec scale factors range over -10..10; anything else is "not implemented" or garbage."""
 
-_BIT_TABLES = frozenset({RegisterTable.COIL, RegisterTable.DISCRETE})
+BIT_TABLES = frozenset({RegisterTable.COIL, RegisterTable.DISCRETE})
+"""Tables read as one bit per address (function codes 1 and 2)."""
+
+FUNCTION_CODES = {
+    RegisterTable.COIL: 1,
+    RegisterTable.DISCRETE: 2,
+    RegisterTable.HOLDING: 3,
+    RegisterTable.INPUT: 4,
+}
+"""The Modbus function code that reads each table."""
+
+TABLES_BY_FUNCTION = {code: table for table, code in FUNCTION_CODES.items()}
+"""The table a read function code addresses."""
+
 _FORMATS = {
     DataType.INT16: "h",
     DataType.UINT16: "H",
@@ -298,7 +311,7 @@ def plan_reads(channels: Sequence[Channel], max_registers: int, max_gap: int) ->
             spans[ch.table].append(_Span(sf, sf + 1, None))
     plan: list[ReadRequest] = []
     for table, table_spans in spans.items():
-        cap = MAX_READ_BITS if table in _BIT_TABLES else MAX_READ_REGISTERS
+        cap = MAX_READ_BITS if table in BIT_TABLES else MAX_READ_REGISTERS
         ordered = sorted(table_spans, key=lambda s: (s.start, s.end))
         plan.extend(_coalesce(table, ordered, min(max_registers, cap), max_gap))
     return plan
@@ -335,6 +348,35 @@ def _request(table: RegisterTable, start: int, end: int, group: list[_Span]) -> 
 
 
 # --- responses -----------------------------------------------------------------------------
+
+
+def check_read_response(pdu: bytes, table: RegisterTable, count: int) -> None:
+    """Check that ``pdu`` (function code and data, no framing) can answer a read of ``count``.
+
+    A valid answer repeats the request's function code and carries exactly the byte count the
+    request implies (2 per register, 1 per 8 bits), or is an exception response for that
+    function code with its one-byte code. Anything else, another function code included, is
+    not this meter's data however well it decodes.
+
+    Raises:
+        CodecError: saying which part of the response does not fit the request.
+    """
+    function = FUNCTION_CODES[table]
+    if not pdu:
+        raise CodecError("empty response")
+    if pdu[0] == function | 0x80:
+        if len(pdu) != 2:
+            raise CodecError(f"exception response of {len(pdu)} bytes, expected 2")
+        return
+    if pdu[0] != function:
+        raise CodecError(f"function code {pdu[0]} in answer to function code {function}")
+    expected = (count + 7) // 8 if table in BIT_TABLES else 2 * count
+    if len(pdu) < 2 or pdu[1] != expected or len(pdu) != 2 + expected:
+        got = pdu[1] if len(pdu) >= 2 else None
+        raise CodecError(
+            f"byte count {got} with {len(pdu) - 2} data bytes, expected {expected} "
+            f"for {count} {table.value} values"
+        )
 
 
 def read_scale_factors(request: ReadRequest, registers: Sequence[int]) -> dict[int, int]:

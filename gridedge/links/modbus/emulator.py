@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 from gridedge.drivers import Channel, DataType, Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError
-from gridedge.links.modbus.bus import serve_modbus
 from gridedge.links.modbus.codec import encode, encode_channel
+from gridedge.links.modbus.server import serve_modbus
 from gridedge.links.modbus.settings import SerialEndpoint, TcpEndpoint
 from gridedge.links.modbus.sunspec import (
     COMMON_FIELDS,

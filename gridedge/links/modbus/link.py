@@ -8,8 +8,9 @@ undecodable value leaves only that channel out of the sample.
 
 Failures: a request that gets no answer ends the read at once (the rest would time out too, and
 every timeout holds the bus from the neighbours). Retries apply only while the meter was
-answering: a meter that did not answer last time gets a single attempt, so a dead unit costs its
-bus one timeout per attempt of the poll loop's backoff. A Modbus exception response to one request
+answering: a meter that did not answer last time (silence, or only garbled frames after every
+retry) gets a single attempt, so a dead or hostile unit costs its bus one timeout per attempt of
+the poll loop's backoff. A Modbus exception response to one request
 leaves that request's channels out; an exception to every request fails the read.
 """
 
@@ -161,7 +162,9 @@ class ModbusLink:
             except (DeviceUnreachableError, FrameError) as exc:
                 self.errors[exc.kind] += 1
                 if attempt == attempts:
-                    self._answered_last = isinstance(exc, FrameError)
+                    # Garbage on every attempt is no answer either: a unit that only sends
+                    # bad frames would otherwise hold the shared bus for every retry.
+                    self._answered_last = False
                     raise
             else:
                 self._answered_last = True

@@ -184,3 +184,22 @@ async def test_every_driver_reads_back_what_the_emulator_encodes(driver_id: str)
             sf = int(decode(word, DataType.INT16))
         step = abs(ch.scale) * 10.0**sf
         assert abs(values[ch.name] - expected) <= step / 2 + 1e-9 * abs(expected), ch.name
+
+
+async def test_a_meter_that_only_sent_garbage_gets_no_retry_next_time() -> None:
+    """Frame errors on every attempt count as no answer: the next read tries once; a good
+    answer restores the retries."""
+    _, bus = _emulated()
+    link = _link(bus, retries=1)
+    bus.errors = [FrameError("m1", "bad CRC")] * 2
+    with pytest.raises(FrameError):
+        await link.read()
+    assert len(bus.calls) == 2
+    bus.calls.clear()
+    bus.errors = [FrameError("m1", "bad CRC")]
+    with pytest.raises(FrameError):
+        await link.read()
+    assert len(bus.calls) == 1
+    assert await link.read()
+    bus.errors = [FrameError("m1", "bad CRC"), None]
+    assert await link.read()  # answered last time: the retry saves this read
