@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, Driver, load_drivers
-from gridedge.links.modbus.codec import plan_reads
 from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.planner import plan_reads
 from gridedge.links.modbus.settings import ModbusTcpLinkConfig
 
 BENCH_DRIVER = "eastron-sdm630"

@@ -18,13 +18,9 @@ from pathlib import Path
 
 from gridedge.drivers import Driver, load_driver
 from gridedge.errors import CodecError, DriverError
-from gridedge.links.modbus.codec import (
-    compute,
-    decode_value,
-    plan_reads,
-    read_scale_factors,
-)
+from gridedge.links.modbus.codec import compute, decode_value, read_scale_factors
 from gridedge.links.modbus.emulator import encode_readings
+from gridedge.links.modbus.planner import plan_reads
 from gridedge.simulator.faults import FaultPlan
 from gridedge.simulator.physics import MeterSimulator, SimulationParams
 

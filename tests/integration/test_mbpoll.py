@@ -11,8 +11,8 @@ import pytest
 
 from gridedge.drivers import DataType
 from gridedge.links.modbus.bus import open_modbus_bus
-from gridedge.links.modbus.codec import ReadRequest, plan_reads
 from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.planner import ReadRequest, plan_reads
 from gridedge.links.modbus.settings import (
     ModbusLinkConfig,
     ModbusRtuLinkConfig,

@@ -264,7 +264,7 @@ NEW_MODELS = (
 @pytest.mark.parametrize("driver_id", NEW_MODELS)
 def test_new_model_plans_into_far_fewer_reads_than_channels(driver_id: str) -> None:
     """Each new model coalesces into a handful of reads, every one within its request limit."""
-    from gridedge.links.modbus.codec import plan_reads
+    from gridedge.links.modbus.planner import plan_reads
 
     driver = load_drivers([BUILTIN_DRIVERS_DIR])[driver_id]
     plan = plan_reads(driver.channels, driver.max_registers_per_request, driver.max_gap_registers)
@@ -276,7 +276,8 @@ def test_new_model_plans_into_far_fewer_reads_than_channels(driver_id: str) -> N
 
 def _decode(driver_id: str, words: dict[int, int]) -> dict[str, float]:
     """Decode every read of a driver's plan from a sparse register image (absent = 0)."""
-    from gridedge.links.modbus.codec import decode_response, plan_reads, read_scale_factors
+    from gridedge.links.modbus.codec import decode_response, read_scale_factors
+    from gridedge.links.modbus.planner import plan_reads
 
     driver = load_drivers([BUILTIN_DRIVERS_DIR])[driver_id]
     plan = plan_reads(driver.channels, driver.max_registers_per_request, driver.max_gap_registers)

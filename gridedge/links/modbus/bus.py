@@ -45,7 +45,8 @@ from gridedge.errors import (
     FrameError,
     LinkError,
 )
-from gridedge.links.modbus.codec import BIT_TABLES, check_read_response
+from gridedge.links.modbus.codec import check_read_response
+from gridedge.links.modbus.planner import BIT_TABLES
 from gridedge.links.modbus.reasons import open_failure
 from gridedge.links.modbus.settings import (
     ModbusLinkConfig,

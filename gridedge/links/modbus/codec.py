@@ -1,4 +1,4 @@
-"""The register codec and read planner: pure functions, no I/O and no asyncio.
+"""The register codec: pure functions, no I/O and no asyncio (the read planner is in `planner`).
 
 Orders: ``byte_order`` is the order of the two bytes inside each 16-bit register (Modbus itself
 sends the high byte first, so "big" is the norm); ``word_order`` is the order of the registers
@@ -24,27 +24,20 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
 
 from gridedge.drivers import Channel, Computed, ComputeOp, DataType, Order, RegisterTable
 from gridedge.errors import CodecError
-
-MAX_READ_REGISTERS = 125
-"""Most registers one Modbus read may return (function codes 3 and 4)."""
-
-MAX_READ_BITS = 2000
-"""Most bits one Modbus read may return (function codes 1 and 2)."""
+from gridedge.links.modbus.planner import (
+    BIT_TABLES,
+    ReadRequest,
+)
 
 SCALE_FACTOR_NA = -32768
 """A SunSpec scale-factor register holding 0x8000: the values it scales are not implemented."""
 
 MAX_SCALE_FACTOR = 10
 """SunSpec scale factors range over -10..10; anything else is "not implemented" or garbage."""
-
-BIT_TABLES = frozenset({RegisterTable.COIL, RegisterTable.DISCRETE})
-"""Tables read as one bit per address (function codes 1 and 2)."""
 
 FUNCTION_CODES = {
     RegisterTable.COIL: 1,
@@ -260,91 +253,6 @@ def _bytes_to_words(data: bytes, byte_order: Order, word_order: Order) -> list[i
     if word_order is Order.LITTLE:
         words.reverse()
     return words
-
-
-# --- planner -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReadRequest:
-    """One Modbus read: ``count`` registers (or bits) of ``table`` starting at ``address``.
-
-    Attributes:
-        channels: the channels whose registers lie wholly inside the read, by address.
-        scale_factor_addresses: scale-factor registers inside the read that some channel of
-            the plan (not necessarily of this read) refers to.
-    """
-
-    table: RegisterTable
-    address: int
-    count: int
-    channels: tuple[Channel, ...]
-    scale_factor_addresses: tuple[int, ...] = ()
-
-
-class _Span(NamedTuple):
-    start: int
-    end: int  # exclusive
-    channel: Channel | None  # None: a scale-factor register
-
-
-def plan_reads(channels: Sequence[Channel], max_registers: int, max_gap: int) -> list[ReadRequest]:
-    """Coalesce channels into the fewest reads, table by table.
-
-    Sorted by address, the next channel joins the current read when at most ``max_gap`` unused
-    registers lie between them and the read stays within ``max_registers``. For coil and
-    discrete tables ``max_registers`` counts bits. Limits are capped at the protocol's own
-    (:data:`MAX_READ_REGISTERS`, :data:`MAX_READ_BITS`).
-
-    Raises:
-        ValueError: ``max_registers`` < 1, ``max_gap`` < 0, or a channel is larger than a read.
-    """
-    if max_registers < 1 or max_gap < 0:
-        raise ValueError(
-            f"need max_registers >= 1 and max_gap >= 0, got {max_registers}, {max_gap}"
-        )
-    spans: dict[RegisterTable, list[_Span]] = {}
-    for ch in channels:
-        spans.setdefault(ch.table, []).append(_Span(ch.address, ch.address + ch.count, ch))
-        if ch.scale_factor_address is not None:
-            sf = ch.scale_factor_address
-            spans[ch.table].append(_Span(sf, sf + 1, None))
-    plan: list[ReadRequest] = []
-    for table, table_spans in spans.items():
-        cap = MAX_READ_BITS if table in BIT_TABLES else MAX_READ_REGISTERS
-        ordered = sorted(table_spans, key=lambda s: (s.start, s.end))
-        plan.extend(_coalesce(table, ordered, min(max_registers, cap), max_gap))
-    return plan
-
-
-def _coalesce(
-    table: RegisterTable, spans: list[_Span], limit: int, max_gap: int
-) -> Iterator[ReadRequest]:
-    group: list[_Span] = []
-    start = end = 0
-    for span in spans:
-        if span.end - span.start > limit:
-            name = span.channel.name if span.channel else "?"
-            raise ValueError(f"channel {name} needs {span.end - span.start} > {limit} registers")
-        if group and span.start - end <= max_gap and max(end, span.end) - start <= limit:
-            group.append(span)
-            end = max(end, span.end)
-            continue
-        if group:
-            yield _request(table, start, end, group)
-        group, start, end = [span], span.start, span.end
-    if group:
-        yield _request(table, start, end, group)
-
-
-def _request(table: RegisterTable, start: int, end: int, group: list[_Span]) -> ReadRequest:
-    return ReadRequest(
-        table=table,
-        address=start,
-        count=end - start,
-        channels=tuple(s.channel for s in group if s.channel is not None),
-        scale_factor_addresses=tuple(sorted({s.start for s in group if s.channel is None})),
-    )
 
 
 # --- responses -----------------------------------------------------------------------------

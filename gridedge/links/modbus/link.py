@@ -22,13 +22,8 @@ from typing import Protocol
 
 from gridedge.drivers import Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError, FrameError
-from gridedge.links.modbus.codec import (
-    ReadRequest,
-    compute,
-    decode_value,
-    plan_reads,
-    read_scale_factors,
-)
+from gridedge.links.modbus.codec import compute, decode_value, read_scale_factors
+from gridedge.links.modbus.planner import ReadRequest, plan_reads
 
 
 class RegisterBus(Protocol):

@@ -20,7 +20,8 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from gridedge.drivers import RegisterTable
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, LinkError
-from gridedge.links.modbus.codec import BIT_TABLES, TABLES_BY_FUNCTION
+from gridedge.links.modbus.codec import TABLES_BY_FUNCTION
+from gridedge.links.modbus.planner import BIT_TABLES
 from gridedge.links.modbus.settings import SerialEndpoint, TcpEndpoint
 
 __all__ = ["RegisterSource", "serve_modbus"]

@@ -24,8 +24,6 @@ from gridedge.drivers import (
 )
 from gridedge.errors import CodecError
 from gridedge.links.modbus.codec import (
-    MAX_READ_BITS,
-    MAX_READ_REGISTERS,
     SCALE_FACTOR_NA,
     compute,
     decode,
@@ -34,9 +32,9 @@ from gridedge.links.modbus.codec import (
     decode_value,
     encode,
     encode_channel,
-    plan_reads,
     read_scale_factors,
 )
+from gridedge.links.modbus.planner import MAX_READ_BITS, MAX_READ_REGISTERS, plan_reads
 
 BIT_TABLES = (RegisterTable.COIL, RegisterTable.DISCRETE)
 NUMERIC = [t for t in DataType if t is not DataType.BOOL]

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from gridedge.drivers import RegisterTable
 from gridedge.errors import CodecError
-from gridedge.links.modbus.codec import BIT_TABLES, FUNCTION_CODES, check_read_response
+from gridedge.links.modbus.codec import FUNCTION_CODES, check_read_response
+from gridedge.links.modbus.planner import BIT_TABLES
 
 TABLES = st.sampled_from(list(RegisterTable))
 
