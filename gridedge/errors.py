@@ -67,6 +67,7 @@ class DeviceUnreachableError(LinkError):
 
     @property
     def kind(self) -> str:
+        """The metrics label of this failure: ``timeout``."""
         return "timeout"
 
 
@@ -81,6 +82,7 @@ class DeviceFaultError(LinkError):
 
     @property
     def kind(self) -> str:
+        """The metrics label of this failure: ``exception``."""
         return "exception"
 
 
@@ -89,6 +91,7 @@ class FrameError(LinkError):
 
     @property
     def kind(self) -> str:
+        """The metrics label of this failure: ``frame``."""
         return "frame"
 
 

@@ -1,5 +1,6 @@
 """The driver keys beyond a plain register map: names, units, sentinels, aliases, computed
-channels and the ``[sunspec]`` table."""
+channels and the ``[sunspec]`` table.
+"""
 
 from __future__ import annotations
 

@@ -122,7 +122,8 @@ class Ledger:
 
     def refused(self, msg_id: int) -> tuple[int, ...]:
         """The broker refused ``msg_id``: its seqs, neither in flight nor settled until the
-        caller has set them aside and calls :meth:`settle`."""
+        caller has set them aside and calls :meth:`settle`.
+        """
         message = self._release(msg_id)
         return () if message is None else message.seqs
 
@@ -137,7 +138,8 @@ class Ledger:
 
     def lost(self) -> None:
         """The connection ended: what was in flight goes back to "to send", and the next reads
-        start again at the cursor (settled seqs are skipped then)."""
+        start again at the cursor (settled seqs are skipped then).
+        """
         self._inflight.clear()
         self._carrier.clear()
         self._unsettled.clear()

@@ -1,4 +1,4 @@
-"""Topics and JSON payloads of forwarded envelopes (pure).
+r"""Topics and JSON payloads of forwarded envelopes (pure).
 
 Topics: ``{prefix}/{site}/{gateway}/{device}/{kind}`` for envelopes, and the retained
 ``{prefix}/{site}/{gateway}/status`` (``online``/``offline``) for the gateway itself.
@@ -20,7 +20,7 @@ Several are batched, up to ``max_batch_bytes``, as::
 sending. The envelope body's fields follow ``seq``/``ts``/``device``/``kind`` at the same
 level; a body field that reuses one of those names (or ``gateway``/``epoch``/``envelopes``) is
 renamed ``body_<name>``. Numbers that JSON cannot carry (NaN, infinities) are sent as ``null``; a
-``ts`` outside the years 1-9999 is sent as ``null`` too. Text is ASCII (``\\u`` escapes), so
+``ts`` outside the years 1-9999 is sent as ``null`` too. Text is ASCII (``\u`` escapes), so
 its length in characters is its size in bytes.
 
 ``epoch`` names the outbox file the envelope was stored in (random, drawn when the file was
@@ -143,7 +143,8 @@ def _finite(value: object) -> object:
 
 def pack(envelopes: Iterable[Envelope], identity: Identity, max_bytes: int) -> list[Message]:
     """Messages carrying ``envelopes``: one device and kind each, in seq order, batched up to
-    ``max_bytes`` (an envelope bigger than that on its own is sent alone)."""
+    ``max_bytes`` (an envelope bigger than that on its own is sent alone).
+    """
     groups: dict[tuple[str, str], list[Envelope]] = {}
     for envelope in envelopes:
         groups.setdefault((envelope.device, envelope.kind.value), []).append(envelope)

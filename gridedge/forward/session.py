@@ -57,7 +57,8 @@ Packer = Callable[[Sequence[Envelope], Identity, int], list[Message]]
 
 class Mirror(Protocol):
     """Retained messages an upstream publishes beside the envelope stream (not in the ledger):
-    Home Assistant's discovery and state topics."""
+    Home Assistant's discovery and state topics.
+    """
 
     @property
     def subscriptions(self) -> Sequence[str]:

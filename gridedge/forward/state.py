@@ -57,5 +57,6 @@ class UpstreamState:
     @property
     def backlog(self) -> int:
         """Envelopes committed after the cursor (those the outbox dropped meanwhile included;
-        ``Outbox.stats()`` has the exact count and the age of the oldest)."""
+        ``Outbox.stats()`` has the exact count and the age of the oldest).
+        """
         return max(0, self.last_seq - self.cursor)

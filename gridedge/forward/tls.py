@@ -43,6 +43,7 @@ class TlsContext(ssl.SSLContext):
     last_socket: ssl.SSLSocket | None = None
 
     def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        """Wrap as usual, keeping the socket made (see the class docstring)."""
         self.last_socket = super().wrap_socket(*args, **kwargs)
         return self.last_socket
 

@@ -1,5 +1,6 @@
 """sd_notify: tell systemd (``Type=notify``) when the daemon is ready, what it is doing, that it
-is alive, and that it is stopping. Does nothing when ``NOTIFY_SOCKET`` is not set."""
+is alive, and that it is stopping. Does nothing when ``NOTIFY_SOCKET`` is not set.
+"""
 
 from __future__ import annotations
 

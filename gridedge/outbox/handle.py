@@ -57,7 +57,8 @@ class Outbox:
     @property
     def healthy(self) -> bool:
         """Whether the last commit succeeded, the file is still the one that was opened and
-        its filesystem has room."""
+        its filesystem has room.
+        """
         return self._queue.healthy and self._store.problem is None
 
     @property

@@ -37,7 +37,8 @@ MAX_SEQS_PER_STATEMENT = 500
 
 def insert_statement(count: int) -> str:
     """Copy ``count`` envelopes (parameters: upstream, reason, at, then the seqs) into the
-    quarantine; a seq already quarantined for that upstream, or no longer stored, is skipped."""
+    quarantine; a seq already quarantined for that upstream, or no longer stored, is skipped.
+    """
     marks = ", ".join("?" * count)
     return (
         "INSERT OR IGNORE INTO quarantine"
@@ -69,5 +70,6 @@ def counts_by_upstream(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[s
 
 def is_missing_table(error: Exception) -> bool:
     """Whether an SQLite error says the quarantine table does not exist (an outbox file opened
-    read-only that no daemon of this version has opened yet)."""
+    read-only that no daemon of this version has opened yet).
+    """
     return "no such table: quarantine" in str(error)

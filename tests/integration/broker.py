@@ -43,7 +43,8 @@ def mosquitto_binary() -> str:
 @dataclass(frozen=True)
 class Certs:
     """PEM files: a CA, a broker certificate for 127.0.0.1, one for another name, a client
-    certificate, and a second CA that signed none of them."""
+    certificate, and a second CA that signed none of them.
+    """
 
     ca: Path
     server_cert: Path
@@ -80,7 +81,7 @@ def make_certs(folder: Path) -> Certs:
 
 
 class Broker:
-    """A mosquitto process with these listeners, each on its own port:
+    """A mosquitto process with five listeners, each on its own port.
 
     ``plain`` (TCP, anonymous), ``tls`` (certificate for 127.0.0.1), ``other_name`` (TLS with
     a certificate for another host name), ``mtls`` (TLS, client certificate required) and
@@ -164,7 +165,8 @@ def _accepts(port: int) -> bool:
 
 class Subscriber:
     """A QoS 1 subscriber with a persistent session (fixed client id, clean_session False),
-    recording the seq of every envelope and every status message it receives."""
+    recording the seq of every envelope and every status message it receives.
+    """
 
     def __init__(self, port: int, client_id: str, topic: str = "gridedge/#") -> None:
         self._lock = threading.Lock()

@@ -123,7 +123,8 @@ def subscribed(port: int, client_id: str) -> Iterator[Subscriber]:
 
 def prepare_session(broker: Broker, client_id: str) -> None:
     """Create the subscriber's persistent session on a broker that is then stopped, so it
-    queues everything published once the broker is back, before the subscriber reconnects."""
+    queues everything published once the broker is back, before the subscriber reconnects.
+    """
     broker.start()
     Subscriber(broker.ports["plain"], client_id).start().stop()
     broker.stop()

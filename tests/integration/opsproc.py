@@ -1,5 +1,6 @@
 """Helpers for the operations tests: a daemon's log stream, HTTP probes, a notify socket and a
-Prometheus server, all real and on loopback."""
+Prometheus server, all real and on loopback.
+"""
 
 from __future__ import annotations
 

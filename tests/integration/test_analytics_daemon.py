@@ -1,5 +1,6 @@
 """The daemon runs the analytics for every meter: alerts, forecasts and aggregates reach the
-outbox next to the samples, and the stage's state is on the runtime for metrics."""
+outbox next to the samples, and the stage's state is on the runtime for metrics.
+"""
 
 from __future__ import annotations
 

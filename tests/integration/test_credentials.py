@@ -1,6 +1,7 @@
 """An MQTT password read from a file never leaks: not in a running daemon's logs (at debug
 level), not in `gridedge check`, not in /metrics or /health, whether the broker accepts it or
-not."""
+not.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The driver library end to end: every driver served by `gridedge emulate` and read back by the
-daemon over Modbus TCP, a sample cross-read by mbpoll, and a SunSpec chain discovered live."""
+daemon over Modbus TCP, a sample cross-read by mbpoll, and a SunSpec chain discovered live.
+"""
 
 from __future__ import annotations
 
@@ -148,7 +149,8 @@ def test_the_daemon_reads_every_driver_as_the_emulator_encoded_it(
     library: dict[str, Reading], driver_id: str
 ) -> None:
     """The sample the daemon stored holds every channel, each equal to the value the emulated
-    registers encode (read again with the bus alone and decoded by the codec)."""
+    registers encode (read again with the bus alone and decoded by the codec).
+    """
     stored, encoded, _ = library[driver_id]
     driver = DRIVERS[driver_id]
     assert set(stored) == set(driver.channel_names)
@@ -183,7 +185,7 @@ def _mbpoll_words(port: str, address: int, count: int) -> list[int]:
 
 @pytest.mark.parametrize("driver_id", MBPOLL_SAMPLE)
 def test_mbpoll_reads_the_registers_the_daemon_decoded(driver_id: str) -> None:
-    """mbpoll (libmodbus) reads the same raw registers from the emulator as gridedge does."""
+    """Mbpoll (libmodbus) reads the same raw registers from the emulator as gridedge does."""
     require("mbpoll")
     driver = DRIVERS[driver_id]
     with emulator_subprocess(
@@ -216,7 +218,8 @@ METER_VALUES = {"active_power": -2500.0, "voltage_l1": 231.0, "energy_import": 9
 
 def _chain(base: int) -> dict[int, int]:
     """Models 1, 103, 160 (2 strings), 203; 103's heatsink temperature and 203's reactive
-    power scale factor hold the "not implemented" sentinel."""
+    power scale factor hold the "not implemented" sentinel.
+    """
     models = [
         (DRIVERS["sunspec-inverter-103"], INVERTER_VALUES, 50),
         (DRIVERS["sunspec-mppt-160"], MPPT_VALUES, 8 + 2 * 20),
@@ -237,7 +240,8 @@ async def test_a_sunspec_chain_is_discovered_and_each_model_polled(
     base: int, configured: int | None
 ) -> None:
     """Over real Modbus TCP, each model of the chain is found behind the others and read with
-    its scale factors; sentinels leave exactly their channels out."""
+    its scale factors; sentinels leave exactly their channels out.
+    """
     source = image_source(_chain(base))
     async with serve_modbus(source, TcpEndpoint(port=0)) as where:
         host, _, port = where.rpartition(":")
@@ -267,7 +271,8 @@ async def test_a_sunspec_chain_is_discovered_and_each_model_polled(
 
 async def test_the_daemon_polls_a_sunspec_model_at_a_configured_base(tmp_path: Path) -> None:
     """With `sunspec = true` and `sunspec_base = 1000`, the daemon finds model 203 at 1172 and
-    stores partial samples (the sentinels) with the scaled values."""
+    stores partial samples (the sentinels) with the scaled values.
+    """
     async with serve_modbus(image_source(_chain(1000)), TcpEndpoint(port=0)) as where:
         host, _, port = where.rpartition(":")
         link = {"type": "modbus-tcp", "host": host, "port": int(port), "timeout_s": 2.0}
@@ -303,7 +308,8 @@ async def test_the_daemon_discovers_an_emulate_process_at_a_non_standard_base(
     tmp_path: Path,
 ) -> None:
     """`gridedge emulate --sunspec-base 50000` serves a discoverable chain; the daemon, told
-    only `sunspec = true`, finds model 103 behind the common model and stores full samples."""
+    only `sunspec = true`, finds model 103 behind the common model and stores full samples.
+    """
     with emulator_subprocess(
         "--driver",
         "sunspec-inverter-103",

@@ -68,7 +68,8 @@ async def test_a_broker_answering_connect_too_late_is_retried_until_it_answers_i
     tmp_path: Path, broker: Broker
 ) -> None:
     """CONNACK after connect_timeout_s: each attempt is a counted retry, the forwarder lives
-    on, and once the broker is quick again the whole backlog arrives."""
+    on, and once the broker is quick again the whole backlog arrives.
+    """
     async with FaultProxy(broker.ports["plain"]) as proxy:
         proxy.connack_delay_s = 1.5
         table = upstream("up", proxy.port, None, connect_timeout_s=0.5, reconnect_max_s=0.3)
@@ -103,7 +104,8 @@ async def test_a_link_cut_every_few_publishes_still_delivers_everything(
 ) -> None:
     """The link drops after every N publishes (the status message included): the cursor keeps
     moving during the fault, reaches the end once it is lifted, and every seq arrives with
-    duplicates within the window per reconnect."""
+    duplicates within the window per reconnect.
+    """
     async with FaultProxy(broker.ports["plain"]) as proxy:
         proxy.cut_every = every
         table = upstream(
@@ -142,7 +144,8 @@ async def test_a_broker_that_stops_acking_is_dropped_and_health_says_so(
     tmp_path: Path, broker: Broker
 ) -> None:
     """PUBACKs swallowed (pings still answered): the PUBACK timeout ends each session, /health
-    reports no progress, and everything arrives once the broker acks again."""
+    reports no progress, and everything arrives once the broker acks again.
+    """
     async with FaultProxy(broker.ports["plain"]) as proxy:
         proxy.swallow_pubacks = True
         table = upstream("up", proxy.port, None, puback_timeout_s=1.0, stall_after_s=2.0)
@@ -223,7 +226,8 @@ async def test_a_topic_the_broker_refuses_is_quarantined_and_everything_else_flo
     tmp_path: Path,
 ) -> None:
     """MQTT 5, an ACL denying one device: its envelopes are refused (0x87), quarantined and
-    counted; every other envelope arrives and the cursor reaches the end."""
+    counted; every other envelope arrives and the cursor reaches the end.
+    """
     with _acl_broker(tmp_path / "acl-broker") as port:
         table = upstream("up", port, None, protocol="5", max_batch_bytes=2048)
         config = gateway_config(tmp_path, [table], meters=3, interval_s=0.2)

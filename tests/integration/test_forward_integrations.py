@@ -1,5 +1,6 @@
 """Home Assistant discovery, the flat state topic, fleet health and line protocol, over a real
-mosquitto."""
+mosquitto.
+"""
 
 from __future__ import annotations
 
@@ -147,7 +148,7 @@ async def test_home_assistant_sees_discovery_state_and_loses_a_removed_meter(
 async def test_an_influx_upstream_sends_line_protocol_on_the_same_topics(
     tmp_path: Path, broker: Broker
 ) -> None:
-    """format = "influx": each message is lines of gridedge_sample with tags, fields and seq."""
+    """Format = "influx": each message is lines of gridedge_sample with tags, fields and seq."""
     port = broker.ports["plain"]
     table = upstream("influx", port, None, format="influx")
     with watching(port, "gridedge/lab/gw-ha/+/sample") as w:

@@ -1,5 +1,6 @@
 """Interoperability: mbpoll (libmodbus, an independent implementation) reads the emulator and
-gets the registers and values gridedge gets."""
+gets the registers and values gridedge gets.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ _VALUE = re.compile(r"^\[(\d+)\]:\s+(\S+)\s*$", re.MULTILINE)
 
 def _mbpoll(target: list[str], request: ReadRequest, kind: str) -> dict[int, str]:
     """Read ``request`` with mbpoll as 16-bit hex (``3:hex``) or big-endian floats (``3:float``);
-    returns the printed value by protocol address."""
+    returns the printed value by protocol address.
+    """
     count = request.count if kind == "3:hex" else request.count // 2
     args = ["-a", "1", "-0", "-r", str(request.address), "-c", str(count), "-t", kind, "-1"]
     if kind == "3:float":
@@ -71,7 +73,8 @@ def _compare(target: list[str], raw: list[list[int]], values: dict[str, float]) 
 
 def test_mbpoll_reads_the_emulator_over_tcp_as_gridedge_does() -> None:
     """Every planned block of an SDM630 reads the same raw registers, and every channel the
-    same value (as mbpoll prints it, %g), through mbpoll and through gridedge."""
+    same value (as mbpoll prints it, %g), through mbpoll and through gridedge.
+    """
     require("mbpoll")
     with emulator_subprocess("--unit-ids", "1", "--tcp", "127.0.0.1:0", "--freeze") as (_, address):
         host, _, port = address.rpartition(":")

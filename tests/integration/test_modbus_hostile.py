@@ -32,7 +32,8 @@ pytestmark = pytest.mark.integration
 
 async def test_fuzzed_frames_never_reach_asyncio_and_keep_the_connection() -> None:
     """3000 framed random PDUs: each is values or our error, no exception reaches asyncio,
-    nothing invalid is accepted, and one connection carries them all."""
+    nothing invalid is accepted, and one connection carries them all.
+    """
     report = await fuzz(3000)
     outcomes = report["outcomes"]
     assert isinstance(outcomes, dict)
@@ -57,7 +58,8 @@ async def test_fuzzed_frames_never_reach_asyncio_and_keep_the_connection() -> No
 )
 async def test_each_hostile_answer_is_a_frame_error(behaviour: Behaviour) -> None:
     """Random bytes, another function code, a bad byte count, a codeless exception or a
-    truncated frame: every request fails as ``frame``, never as data or a timeout."""
+    truncated frame: every request fails as ``frame``, never as data or a timeout.
+    """
     server = HostileServer({1: behaviour, 2: Behaviour.HEALTHY})
     async with serving(server) as port:
         config = ModbusTcpLinkConfig(host="127.0.0.1", port=port, timeout_s=0.2)
@@ -133,7 +135,8 @@ def test_daemon_next_to_hostile_units_keeps_healthy_rates_and_accepts_nothing_ba
     tmp_path: Path,
 ) -> None:
     """A real daemon polling 3 healthy, 1 absurd and 7 hostile units on one connection: no
-    traceback, no hostile value stored, healthy units at >= 90 % of their poll rate."""
+    traceback, no hostile value stored, healthy units at >= 90 % of their poll rate.
+    """
     server = HostileServer(
         dict.fromkeys(HEALTHY_UNITS, Behaviour.HEALTHY)
         | {ABSURD_UNIT: Behaviour.ABSURD}

@@ -41,7 +41,8 @@ def _meter(meter_id: str, port: str, unit_id: int) -> dict[str, Any]:
 
 async def test_live_meters_keep_their_poll_rate_beside_a_dead_unit(tmp_path: Path) -> None:
     """Two answering units on one bus keep most of their samples while a third unit id,
-    which never answers, goes offline and is backed off."""
+    which never answers, goes offline and is backed off.
+    """
     with (
         serial_pair() as (emulator_end, gateway_end),
         emulator_subprocess("--serial", emulator_end, "--baud", BAUD, "--unit-ids", "1-2"),

@@ -123,7 +123,6 @@ async def _emulator(
 @asynccontextmanager
 async def _raw_server(reply: Callable[[bytes], bytes]) -> AsyncIterator[int]:
     """A TCP server that answers every chunk it receives with ``reply(chunk)``."""
-
     writers: list[asyncio.StreamWriter] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -164,7 +163,7 @@ async def test_plain_pymodbus_server_values_decode_exactly(tmp_path: Path) -> No
 
 
 async def test_emulator_over_tcp_reads_what_it_simulates() -> None:
-    """gridedge reading the emulator gets the simulated reading, to float32 precision."""
+    """Gridedge reading the emulator gets the simulated reading, to float32 precision."""
     async with _emulator() as (emulator, port):
         config = ModbusTcpLinkConfig(host="127.0.0.1", port=port)
         async with open_modbus_bus(config) as bus:

@@ -1,5 +1,6 @@
 """A real daemon under real supervision: Prometheus scrapes it, a notify socket hears it, and
-/health follows meters and the outbox as they fail and recover."""
+/health follows meters and the outbox as they fail and recover.
+"""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def test_prometheus_scrapes_a_rising_samples_counter(tmp_path: Path) -> None:
 
 
 def test_promtool_accepts_the_exposition(tmp_path: Path) -> None:
-    """promtool check metrics finds no problem in what /metrics serves."""
+    """Promtool check metrics finds no problem in what /metrics serves."""
     promtool = require("promtool")
     with running_daemon(write_config(tmp_path, TWO_METERS)) as proc:
         base = LogTail(proc).http_base()

@@ -65,7 +65,8 @@ async def test_polling_goes_on_while_the_filesystem_is_full_and_storing_resumes_
     tmp_path: Path, on_full: OnFull
 ) -> None:
     """On a full ext4, appends return within a commit interval, drops are counted, and
-    storing resumes within seconds of space coming back."""
+    storing resumes within seconds of space coming back.
+    """
     with loop_fs(tmp_path, 16) as fs, structlog.testing.capture_logs():
         config = OutboxConfig(
             path=fs.mount / "outbox.sqlite3",
@@ -235,7 +236,8 @@ def test_a_damaged_outbox_stops_the_daemon_and_moving_it_aside_lets_a_fresh_one_
     tmp_path: Path,
 ) -> None:
     """Garbage in the outbox file: `run` exits 2 with one line and the remedy; after
-    `outbox --move-aside` the daemon starts on a fresh file and the damaged one is kept."""
+    `outbox --move-aside` the daemon starts on a fresh file and the damaged one is kept.
+    """
     config = write_config(tmp_path, meter("a", "eastron-sdm120", 0.2, 1))
     damaged = b"not an sqlite file " * 4096
     (tmp_path / "outbox.sqlite3").write_bytes(damaged)

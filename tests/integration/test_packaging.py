@@ -1,6 +1,7 @@
 """The systemd unit, the sysusers snippet and the container image, checked with real tools:
 systemd-analyze, systemd-sysusers, hadolint, and the image's own health check command run
-against a real daemon."""
+against a real daemon.
+"""
 
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def test_sysusers_snippet_creates_the_service_user(tmp_path: Path) -> None:
 
 
 def test_dockerfile_passes_hadolint() -> None:
-    """hadolint finds nothing to say about the Dockerfile, not even at info level."""
+    """Hadolint finds nothing to say about the Dockerfile, not even at info level."""
     hadolint = require("hadolint")
     result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")

@@ -66,7 +66,7 @@ def received(sock: socket.socket) -> list[str]:
 async def test_ready_comes_after_polling_started_and_stopping_before_the_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """systemd hears READY once meters poll, then STOPPING when the trigger returns."""
+    """Systemd hears READY once meters poll, then STOPPING when the trigger returns."""
     runtime = Runtime()
     stop = asyncio.Event()
 

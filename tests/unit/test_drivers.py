@@ -393,7 +393,7 @@ def test_float_models_decode_big_endian_ieee754() -> None:
 
 
 def test_sentinels_load_as_raw_patterns_and_nan(tmp_path: Path) -> None:
-    """na lists raw register patterns; nan is accepted for float channels."""
+    """Na lists raw register patterns; nan is accepted for float channels."""
     text = MINIMAL + "na = [nan, 0xFFFFFFFF]\n" + _extra("x_s", "address = 10", U32, "na = [0]")
     driver = load_driver(_write(tmp_path, text))
     assert driver.channel("voltage_l1").na == (0xFFFFFFFF,)

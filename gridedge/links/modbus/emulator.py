@@ -262,7 +262,8 @@ async def run_emulator(
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Serve ``settings`` on ``endpoint`` until ``shutdown_trigger`` returns (default: SIGTERM
-    or SIGINT); logs ``emulator.listening`` with the address once requests are answered."""
+    or SIGINT); logs ``emulator.listening`` with the address once requests are answered.
+    """
     emulator = Emulator(settings)
     async with AsyncExitStack() as stack:
         if shutdown_trigger is None:

@@ -48,6 +48,11 @@ class RegisterBus(Protocol):
 
         Args:
             device: the meter id, for the errors.
+            unit_id: the Modbus unit (slave) id.
+            table: which register table (or bit table) to read.
+            address: the first register's address.
+            count: how many registers (or bits).
+            timeout_s: how long to wait for the answer.
 
         Raises:
             DeviceUnreachableError: no answer within ``timeout_s``, or the bus is down.

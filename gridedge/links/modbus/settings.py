@@ -89,7 +89,8 @@ class _TcpEndpointLink:
 @dataclass(frozen=True, slots=True)
 class ModbusTcpLinkConfig(_TcpEndpointLink):
     """A meter reached over Modbus TCP; every meter on the same ``host:port`` shares one
-    connection."""
+    connection.
+    """
 
     type: LinkType = field(default=LinkType.MODBUS_TCP, metadata={"first": True})
 
@@ -244,7 +245,8 @@ def _describe(link: ModbusLinkConfig) -> str:
 @dataclass(frozen=True, slots=True)
 class TcpEndpoint:
     """Where a Modbus server (``gridedge emulate``) listens on TCP; ``rtu_framing`` serves RTU
-    frames over TCP."""
+    frames over TCP.
+    """
 
     host: str = "127.0.0.1"
     port: int = 5020

@@ -23,7 +23,8 @@ def test_a_steady_ramp_is_forecast_close_to_its_continuation() -> None:
 
 def test_a_rising_temperature_predicts_when_it_crosses_its_limit() -> None:
     """A 0.2 degree per minute rise with noise and a spike reaches a limit 20 degrees up in
-    about 100 minutes, confidently."""
+    about 100 minutes, confidently.
+    """
     f = Forecaster((1,))
     value = 0.0
     for i in range(120):

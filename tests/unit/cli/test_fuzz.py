@@ -28,7 +28,7 @@ FUZZ = settings(
 @FUZZ
 @given(st.data())
 def test_any_config_mutation_is_accepted_or_refused_in_one_line(data: st.DataObject) -> None:
-    """check on a mutated config: exit 0 printing valid TOML, or exit 2 naming the file."""
+    """Check on a mutated config: exit 0 printing valid TOML, or exit 2 naming the file."""
     doc = data.draw(s.mutated(s.base_config()))
     raw = data.draw(s.damaged(s.toml_document(doc)))
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,7 +45,7 @@ def test_any_config_mutation_is_accepted_or_refused_in_one_line(data: st.DataObj
 @settings(FUZZ, max_examples=150)
 @given(st.data())
 def test_any_driver_mutation_is_accepted_or_refused_in_one_line(data: st.DataObject) -> None:
-    """drivers --dir with a mutated driver file: exit 0, or exit 2 naming that file."""
+    """Drivers --dir with a mutated driver file: exit 0, or exit 2 naming that file."""
     doc = data.draw(s.mutated(s.base_driver()))
     raw = data.draw(s.damaged(s.toml_document(doc)))
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +60,7 @@ def test_any_driver_mutation_is_accepted_or_refused_in_one_line(data: st.DataObj
 @settings(FUZZ, max_examples=200)
 @given(st.data())
 def test_any_csv_replays_or_is_refused_leaving_nothing(data: st.DataObject) -> None:
-    """replay of a near-valid CSV: a score row per data row, or exit 2 and no output file."""
+    """Replay of a near-valid CSV: a score row per data row, or exit 2 and no output file."""
     raw = data.draw(s.damaged(data.draw(s.csv_texts())))
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "in.csv", Path(tmp) / "out.csv"
@@ -90,7 +90,7 @@ def test_a_real_process_prints_one_line_for_a_latin1_config(tmp_path: Path) -> N
 
 
 def test_a_real_process_replays_into_a_missing_folder_in_one_line(tmp_path: Path) -> None:
-    """replay -o into a folder that does not exist: a real process exits 2 with one line."""
+    """Replay -o into a folder that does not exist: a real process exits 2 with one line."""
     source = tmp_path / "in.csv"
     source.write_text("timestamp,v\n2026-01-05T00:00:00Z,1\n")
     done = subprocess.run(

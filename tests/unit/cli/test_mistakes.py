@@ -87,7 +87,7 @@ def test_values_that_would_overflow_at_run_time_are_refused_by_check(
 
 
 def test_a_nul_character_in_a_string_is_refused(tmp_path: Path) -> None:
-    """A \\u0000 escape in a path or id is named, never passed to the OS."""
+    """A NUL escape in a path or id is named, never passed to the OS."""
     outcome = run(["check", "-c", str(_config(tmp_path, '[outbox]\npath = "a\\u0000b"\n'))])
     assert_refused(outcome, "outbox.path", "NUL")
 
@@ -160,7 +160,7 @@ def test_each_mistake_is_one_line_and_exit_2(
 
 
 def test_a_busy_emulator_port_says_so_and_suggests_port_0() -> None:
-    """emulate on a port someone listens on: exit 2, one line with the reason and the hint."""
+    """Emulate on a port someone listens on: exit 2, one line with the reason and the hint."""
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         outcome = run(["emulate", "--tcp", f"127.0.0.1:{port}"])

@@ -1,5 +1,6 @@
 """Field faults against the forwarder: cancelled attempts, flapping links, silent and refusing
-brokers. Each injects the fault and checks that nothing is lost or stuck."""
+brokers. Each injects the fault and checks that nothing is lost or stuck.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ async def test_a_link_that_breaks_after_every_few_acks_still_drains(
     tmp_path: Path, acks: int
 ) -> None:
     """Each connection carries a few acked messages and breaks; the cursor reaches the end and
-    re-sends stay within the window per reconnect."""
+    re-sends stay within the window per reconnect.
+    """
     broker = FakeBroker()
     broker.acks_per_connection = acks
     config = replace(UP, window=8, max_batch_bytes=1024)
@@ -105,7 +107,8 @@ async def test_a_refused_message_is_quarantined_and_everything_else_flows(
     tmp_path: Path,
 ) -> None:
     """Messages of device m1 are refused (0x87): the cursor passes them, the others are
-    delivered, and the refused envelopes are kept aside and counted by reason."""
+    delivered, and the refused envelopes are kept aside and counted by reason.
+    """
     broker = FakeBroker()
     broker.refuse_topic = "/m1/"
     batch = envelopes(60)

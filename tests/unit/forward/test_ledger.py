@@ -29,7 +29,8 @@ def _send(ledger: Ledger, envelopes: list[Envelope], *, urgent: bool = False) ->
 
 def test_acks_received_before_a_disconnect_still_count() -> None:
     """Seqs acked on a connection that then broke are skipped on the next and the cursor
-    passes them once the rest is acked."""
+    passes them once the rest is acked.
+    """
     ledger = Ledger(0)
     fresh = ledger.take_backlog([_env(s) for s in range(1, 7)])
     first = _send(ledger, fresh[:2])

@@ -197,7 +197,8 @@ def test_unpack_refuses_what_is_not_an_envelope_message() -> None:
 @given(count=st.integers(1, 30), max_bytes=st.integers(256, 4096))
 def test_every_envelope_carries_the_epoch_of_its_outbox_file(count: int, max_bytes: int) -> None:
     """Single and batch messages both give each envelope the epoch, so (gateway, epoch, seq)
-    is its key, and the epoch does not push a batch over max_bytes."""
+    is its key, and the epoch does not push a batch over max_bytes.
+    """
     identity = Identity("gridedge", "site-1", "gw-1", "9f2c4e1a7b3d5f60")
     messages = pack([_sample(seq) for seq in range(1, count + 1)], identity, max_bytes)
     flat = [entry for message in messages for entry in unpack(message.payload)]

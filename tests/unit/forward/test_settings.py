@@ -49,7 +49,7 @@ def test_the_puback_timeout_defaults_to_three_keepalives_and_can_be_set(tmp_path
 
 
 def test_plain_tcp_needs_tls_false_and_defaults_to_1883(tmp_path: Path) -> None:
-    """tls = false, written out, selects plain TCP on 1883."""
+    """Tls = false, written out, selects plain TCP on 1883."""
     (up,) = _parse(tmp_path, {"name": "lan", "host": "10.0.0.5", "tls": False}).upstreams
     assert (up.tls, up.port) == (False, 1883)
 

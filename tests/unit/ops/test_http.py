@@ -102,7 +102,7 @@ async def test_a_port_in_use_is_a_config_error_naming_the_address() -> None:
 
 
 async def test_disabled_endpoint_binds_nothing() -> None:
-    """enabled = false: the block runs without a server."""
+    """Enabled = false: the block runs without a server."""
     runtime = make_runtime()
     async with serve_http(HttpConfig(enabled=False), runtime, Metrics(runtime)) as bound:
         assert bound is None

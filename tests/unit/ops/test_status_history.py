@@ -24,7 +24,8 @@ def test_a_ring_never_holds_more_than_its_points_in_time_order(
     points: int, steps: list[float]
 ) -> None:
     """Whatever the arrival times, a ring keeps at most ``points`` points, oldest first, spaced
-    at least one step apart."""
+    at least one step apart.
+    """
     ring = MeterHistory(points, step_s=5.0)
     ts = T0
     for dt in steps:

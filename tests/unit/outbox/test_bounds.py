@@ -129,7 +129,8 @@ async def test_full_disk_under_drop_oldest_sheds_the_oldest_and_keeps_storing(
     tmp_path: Path,
 ) -> None:
     """A real SQLITE_FULL sheds the oldest envelopes (counted), the batches are stored, and
-    the outbox reports the full disk until its reserve can be taken again."""
+    the outbox reports the full disk until its reserve can be taken again.
+    """
     config = make_config(tmp_path)
     with structlog.testing.capture_logs() as logs:
         async with open_outbox(config, clock=FakeClock(), max_page_count=48) as outbox:

@@ -193,7 +193,7 @@ def test_non_finite_float_never_becomes_a_reading(registers: list[int]) -> None:
 
 
 def test_channel_value_applies_scale_offset_and_scale_factor() -> None:
-    """raw * scale + offset, then times 10 ** sf: 2315 at scale 0.1 or sf -1 is 231.5."""
+    """Raw * scale + offset, then times 10 ** sf: 2315 at scale 0.1 or sf -1 is 231.5."""
     scaled = Channel("voltage_l1", "V", RegisterTable.HOLDING, 0, DataType.UINT16, scale=0.1)
     assert decode_channel(scaled, [2315]) == pytest.approx(231.5)
     offset = Channel("temperature", "°C", RegisterTable.HOLDING, 0, DataType.INT16, offset=-40)
@@ -467,7 +467,7 @@ def test_any_registers_decode_or_are_missing_or_raise_our_error(words: list[int]
 
 
 def test_computed_channels_sum_or_subtract_and_need_both_operands() -> None:
-    """sum and difference combine two values; a missing operand leaves the result out."""
+    """Sum and difference combine two values; a missing operand leaves the result out."""
     total = Computed("reactive_energy_import", "kvarh", ComputeOp.SUM, ("x_a", "x_b"))
     net = Computed("active_power", "W", ComputeOp.DIFFERENCE, ("x_a", "x_b"))
     assert compute([total, net], {"x_a": 5.0, "x_b": 2.0}) == {

@@ -105,7 +105,8 @@ async def test_a_request_without_answer_ends_the_read_at_once() -> None:
 
 async def test_a_meter_that_did_not_answer_gets_no_retry_next_time() -> None:
     """After an unanswered read the next read tries once, so a dead unit holds its bus for
-    one timeout per attempt; an answer restores the retries."""
+    one timeout per attempt; an answer restores the retries.
+    """
     _, bus = _emulated()
     link = _link(bus, retries=2)
     bus.errors = [DeviceUnreachableError("m1", "no answer")] * 3
@@ -164,7 +165,8 @@ async def test_an_undecodable_channel_is_left_out_and_counted() -> None:
 @pytest.mark.parametrize("driver_id", sorted(load_drivers([BUILTIN_DRIVERS_DIR])))
 async def test_every_driver_reads_back_what_the_emulator_encodes(driver_id: str) -> None:
     """For every shipped driver, each channel reads back within half a raw step of the
-    simulated value (integers with scale and scale factors round; floats keep float32)."""
+    simulated value (integers with scale and scale factors round; floats keep float32).
+    """
     emulator, bus = _emulated(driver_id)
     driver = builtin(driver_id)
     values = await ModbusLink("m", driver, bus, unit_id=1, timeout_s=0.1).read()
@@ -188,7 +190,8 @@ async def test_every_driver_reads_back_what_the_emulator_encodes(driver_id: str)
 
 async def test_a_meter_that_only_sent_garbage_gets_no_retry_next_time() -> None:
     """Frame errors on every attempt count as no answer: the next read tries once; a good
-    answer restores the retries."""
+    answer restores the retries.
+    """
     _, bus = _emulated()
     link = _link(bus, retries=1)
     bus.errors = [FrameError("m1", "bad CRC")] * 2

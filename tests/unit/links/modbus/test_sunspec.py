@@ -195,7 +195,8 @@ async def test_any_register_image_gives_a_chain_or_our_error(
 @pytest.mark.parametrize("driver_id", ["sunspec-inverter-103", "sunspec-common-1"])
 async def test_the_emulator_serves_a_sunspec_driver_as_a_discoverable_chain(driver_id: str) -> None:
     """With a SunSpec base the emulator puts the model behind a common model; discovery finds it
-    there and reads back the simulated values."""
+    there and reads back the simulated values.
+    """
     settings = EmulatorSettings(driver=builtin(driver_id), unit_ids=(1,), sunspec_base=1000)
     emulator = Emulator(settings, clock=lambda: 1767614400.0)
     bus = FakeBus(emulator.read)
