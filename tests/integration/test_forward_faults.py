@@ -21,7 +21,7 @@ import pytest
 from gridedge.ops.health import Status, assess, outbox_stats
 from gridedge.ops.runtime import Runtime
 from gridedge.outbox.store import read_stats
-from tests.integration.broker import Broker, Certs, make_certs, mosquitto_binary
+from tests.integration.broker import Broker, mosquitto_binary
 from tests.integration.faultproxy import FaultProxy
 from tests.integration.forwardkit import (
     GATEWAY,
@@ -41,19 +41,9 @@ WINDOW = 8  # forwardkit.upstream
 REFUSED_DEVICE = "m-2"
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
 @pytest.fixture
-def broker(tmp_path: Path, certs: Certs) -> Iterator[Broker]:
-    running = Broker(tmp_path / "broker", certs)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.kill()
+def broker(fresh_broker: Broker) -> Broker:
+    return fresh_broker
 
 
 def _duplicates(received: Counter[int]) -> int:

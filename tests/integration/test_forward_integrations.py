@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gridedge.config import Config, parse_config
 from tests.helpers import until
-from tests.integration.broker import Broker, Certs
+from tests.integration.broker import Broker
 from tests.integration.forwardkit import running_gateway, upstream
 
 pytestmark = pytest.mark.integration
@@ -93,14 +93,9 @@ def config_with(folder: Path, meter_ids: list[str], table: dict[str, Any]) -> Co
 
 
 @pytest.fixture
-def broker(tmp_path: Path, certs: Certs) -> Iterator[Broker]:
-    """A fresh mosquitto for one test."""
-    running = Broker(tmp_path / "broker", certs)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.kill()
+def broker(fresh_broker: Broker) -> Broker:
+    """A mosquitto of this test's own."""
+    return fresh_broker
 
 
 async def test_home_assistant_sees_discovery_state_and_loses_a_removed_meter(
