@@ -124,7 +124,8 @@ def bench_forward(seconds: float) -> dict[str, Any]:
 @contextlib.contextmanager
 def _without_plaintext_warning() -> Iterator[None]:
     """Log errors only while the section runs: its plain TCP is deliberate, and ``gridedge
-    bench`` (which logs warnings as JSON on stdout) must print nothing but its result."""
+    bench`` (which logs warnings as JSON on stdout) must print nothing but its result.
+    """
     configure(LogLevel.ERROR, LogFormat.JSON)
     try:
         yield

@@ -11,7 +11,8 @@ def simulated_load_config(
     folder: Path, *, meters: int, interval_s: float, **sections: object
 ) -> Config:
     """A config for bench runs: ``meters`` simulated SDM630s every ``interval_s``, an outbox
-    in ``folder``, HTTP and analytics off; ``sections`` adds or replaces top-level tables."""
+    in ``folder``, HTTP and analytics off; ``sections`` adds or replaces top-level tables.
+    """
     doc: dict[str, object] = {
         "gateway": {"id": "bench", "site": "bench"},
         "outbox": {"path": "outbox.sqlite3", "max_bytes": 4 * 1024**3},

@@ -16,7 +16,8 @@ def run_bench(
     *, only: str | None = None, seconds: float = 10.0, drain_backlog: int | None = None
 ) -> dict[str, Any]:
     """Run every section (or ``only`` one) for about ``seconds`` each; ``drain`` runs until its
-    backlog (default 1,000,000 samples) is delivered."""
+    backlog (default 1,000,000 samples) is delivered.
+    """
     from gridedge.bench.analytics import bench_analytics
     from gridedge.bench.forward import DRAIN_BACKLOG, bench_drain, bench_forward
     from gridedge.bench.modbus import bench_modbus
