@@ -54,6 +54,9 @@ class DetectorParams:
         warmup_samples: values scored 0 while the detector learns.
         holdoff_samples: length of the repeat suppression after a detection.
         alert_threshold: the score that counts as a detection for the hold-off.
+        false_alerts_per_week: the false-alarm budget of one device: its detector score is
+            discounted so that, on normal data, a score of 0.5 is this rare per week (see
+            :func:`~gridedge.analytics.engine.corrected`).
     """
 
     long_samples: int = 6000
@@ -65,6 +68,7 @@ class DetectorParams:
     warmup_samples: int = 300
     holdoff_samples: int = 100
     alert_threshold: float = 0.5
+    false_alerts_per_week: float = 0.5
 
 
 class Surprise:

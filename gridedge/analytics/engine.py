@@ -20,6 +20,7 @@ from gridedge.analytics.detectors import SURPRISE_HALF, ChannelDetector, Holdoff
 from gridedge.analytics.rules import ChannelRules, DropoutRule, RuleParams
 from gridedge.analytics.settings import AnalyticsConfig, TrendChannel
 from gridedge.analytics.trend import Crossing, Forecaster
+from gridedge.channels import CHANNELS
 from gridedge.model import Envelope, Kind, Sample
 
 if TYPE_CHECKING:
@@ -44,10 +45,18 @@ class Result:
     forecasts: dict[str, dict[int, float]] = field(default_factory=dict)
 
 
+WEEK_S = 7 * 86400.0
+_COUNTERS = frozenset(n for n, info in CHANNELS.items() if "energy" in info.quantity)
+"""Channels that only ever count up: their detectors see the rate, not the reading."""
+
+
 class _Channel:
-    __slots__ = ("alert", "detector", "holdoff", "rules")
+    __slots__ = ("alert", "counter", "detector", "holdoff", "last", "last_ts", "rules")
 
     def __init__(self, name: str, config: AnalyticsConfig, rules: RuleParams) -> None:
+        self.counter = name in _COUNTERS
+        self.last = math.nan
+        self.last_ts = math.nan
         self.detector = ChannelDetector(config.detector)
         self.holdoff = Holdoff(config.detector.holdoff_samples, config.detector.alert_threshold)
         self.rules = ChannelRules(rules)
@@ -119,7 +128,10 @@ class DeviceAnalytics:
         events: list[AlertEvent] = []
         scores: dict[str, float] = {}
         top = self._score_channels(sample, scores, events)
-        detected = corrected(top[0], len(scores))
+        interval = self._dropout.interval_s
+        per_week = WEEK_S / interval if interval > 0.0 else 1.0
+        budget = self._config.detector.false_alerts_per_week
+        detected = corrected(top[0], len(scores), per_week / budget)
         self._dropout_check(sample.ts, events)
         if self._river is not None:
             detected = max(detected, self._river_score(sample.values))
@@ -152,7 +164,7 @@ class DeviceAnalytics:
                 ch = channels[name] = self._channel(name)
             if ch is None:
                 continue
-            score = ch.holdoff.update(ch.detector.update(ts, value))
+            score = ch.holdoff.update(ch.detector.update(ts, self._seen(ch, ts, value)))
             if score > best:
                 best, top, top_value = score, name, value
             hit = ch.rules.check(ts, value)
@@ -166,6 +178,17 @@ class DeviceAnalytics:
             if event is not None:
                 events.append(event)
         return best, top, top_value, ruled
+
+    @staticmethod
+    def _seen(ch: _Channel, ts: float, value: float) -> float:
+        """What the detector sees: the reading, or a counter's increase per second."""
+        if not ch.counter:
+            return value
+        last, last_ts = ch.last, ch.last_ts
+        ch.last, ch.last_ts = value, ts
+        if math.isnan(last) or ts <= last_ts:
+            return 0.0
+        return (value - last) / (ts - last_ts)
 
     def _dropout_check(self, ts: float, events: list[AlertEvent]) -> None:
         """A gap is not a value: it raises its own alert but leaves the anomaly score alone."""
@@ -237,16 +260,23 @@ class DeviceAnalytics:
         return Envelope(kind=Kind.FORECAST, device=self.device, ts=ts, body=body)
 
 
-def corrected(score: float, channels: int) -> float:
-    """A device's best detector score, discounted for the number of channels looked at.
+def corrected(score: float, channels: int, samples_per_alarm: float = 1000.0) -> float:
+    """A device's best detector score, discounted for the channels and the samples looked at.
 
-    With many channels, one of them is rare by chance far more often than any single one;
-    subtracting ``log10(channels)`` from the surprise keeps the device's false-alarm rate near
-    that of one channel (a Bonferroni correction). One channel is left unchanged.
+    With many channels, one of them is rare by chance far more often than any single one, and
+    with many samples a week, a one-in-a-thousand value comes many times a week. Subtracting
+    ``log10(channels)`` (a Bonferroni correction) and ``log10(samples_per_alarm / 1000)`` from
+    the surprise makes 0.5 mean "one device sample in ``samples_per_alarm`` on normal data":
+    the false-alarm budget. One channel at one alarm per 1000 samples is left unchanged.
     """
-    if channels <= 1 or score <= 0.0 or score >= 1.0:
+    if score <= 0.0 or score >= 1.0:
         return score
-    s = SURPRISE_HALF * score / (1.0 - score) - math.log10(channels)
+    discount = max(
+        0.0, math.log10(max(1, channels)) + math.log10(max(1.0, samples_per_alarm)) - 3.0
+    )
+    if discount == 0.0:
+        return score
+    s = SURPRISE_HALF * score / (1.0 - score) - discount
     return s / (s + SURPRISE_HALF) if s > 0.0 else 0.0
 
 

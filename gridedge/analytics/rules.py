@@ -100,6 +100,11 @@ class DropoutRule:
         self._interval = 0.0
         self._last: float | None = None
 
+    @property
+    def interval_s(self) -> float:
+        """The device's usual interval between samples (0 until two samples were seen)."""
+        return self._interval
+
     def check(self, ts: float) -> float | None:
         """The gap in seconds when it counts as a dropout, else None."""
         last = self._last

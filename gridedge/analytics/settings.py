@@ -149,6 +149,9 @@ def _detector(t: Table) -> DetectorParams:
         warmup_samples=t.integer("warmup_samples", d.warmup_samples, min=0),
         holdoff_samples=t.integer("holdoff_samples", d.holdoff_samples, min=0),
         alert_threshold=t.number("alert_threshold", d.alert_threshold, min=0.0, max=1.0),
+        false_alerts_per_week=t.number(
+            "false_alerts_per_week", d.false_alerts_per_week, positive=True
+        ),
     )
     t.finish()
     return p
