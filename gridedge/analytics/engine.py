@@ -12,7 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gridedge.analytics.aggregate import Deadband, WindowAggregator
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertParams, AlertState, Severity
@@ -26,8 +26,18 @@ from gridedge.model import Envelope, Kind, Sample
 if TYPE_CHECKING:
     from gridedge.analytics.river_models import DeviceRiver
 
-Limits = Mapping[str, tuple[float | None, float | None]]
-"""Physical limits per channel name: (min, max), from the driver."""
+
+class ChannelLimits(NamedTuple):
+    """What the driver says about one channel: physical range and nominal value."""
+
+    min: float | None = None
+    max: float | None = None
+    nominal: float | None = None
+    """Nominal voltage of a voltage channel, rated current of a current channel."""
+
+
+Limits = Mapping[str, ChannelLimits]
+"""Limits per channel name, from the driver."""
 
 DEVICE_CHANNEL = "*"
 """The channel name of device-level alerts (dropout, multi-channel models)."""
@@ -111,7 +121,7 @@ class DeviceAnalytics:
         excluded = bool(self._only) and name not in self._only
         if excluded or (override is not None and not override.enabled):
             return None
-        low, high = self._limits.get(name, (None, None))
+        low, high, nominal = self._limits.get(name, ChannelLimits())
         flat = cfg.flatline_samples
         rate = None
         if override is not None:
@@ -119,7 +129,8 @@ class DeviceAnalytics:
             high = override.max if override.max is not None else high
             flat = override.flatline_samples if override.flatline_samples is not None else flat
             rate = override.max_rate_per_s
-        return _Channel(name, cfg, RuleParams(low, high, rate, flat))
+        band_low, band_high = supply_band(name, nominal, cfg.supply_band)
+        return _Channel(name, cfg, RuleParams(low, high, rate, flat, band_low, band_high))
 
     def process(self, sample: Sample) -> Result:
         """Run every analysis on one sample."""
@@ -258,6 +269,21 @@ class DeviceAnalytics:
         if crossing is not None:
             body["crossing"] = {"limit": crossing[0], **asdict(crossing[1])}
         return Envelope(kind=Kind.FORECAST, device=self.device, ts=ts, body=body)
+
+
+def supply_band(
+    channel: str, nominal: float | None, band: float
+) -> tuple[float | None, float | None]:
+    """The normal operating range of a voltage (nominal +- ``band``, EN 50160) or current
+    (up to the rated current) channel; (None, None) for the others or without a nominal."""
+    info = CHANNELS.get(channel)
+    if nominal is None or info is None or band <= 0.0:
+        return None, None
+    if info.quantity in ("voltage", "voltage_ll"):
+        return (1.0 - band) * nominal, (1.0 + band) * nominal
+    if info.quantity == "current":
+        return None, nominal
+    return None, None
 
 
 def corrected(score: float, channels: int, samples_per_alarm: float = 1000.0) -> float:

@@ -189,10 +189,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _driver_limits(driver_id: str) -> Limits:
+    from gridedge.analytics.stage import channel_limits
     from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
 
     drivers = load_drivers([BUILTIN_DRIVERS_DIR])
     if driver_id not in drivers:
         known = ", ".join(sorted(drivers))
         raise ConfigError("--driver", f"unknown driver {driver_id!r}; available: {known}")
-    return {ch.name: (ch.min, ch.max) for ch in drivers[driver_id].channels}
+    return channel_limits(drivers[driver_id])

@@ -27,7 +27,7 @@ from gridedge.tomlread import load_toml
 
 EXIT_OK, EXIT_CRASH, EXIT_USAGE = 0, 1, 2
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # the gridedge package, above cli/
 # The wheel carries the example config inside the package; a source checkout has it at the top.
 EXAMPLE_CONFIG = next(
     (
