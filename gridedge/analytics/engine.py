@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from gridedge.analytics.aggregate import Deadband, WindowAggregator
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertParams, AlertState, Severity
 from gridedge.analytics.detectors import SURPRISE_HALF, ChannelDetector, Holdoff, Surprise
+from gridedge.analytics.hold import Hold, Reference
 from gridedge.analytics.rules import ChannelRules, DropoutRule, RuleParams
 from gridedge.analytics.settings import AnalyticsConfig, TrendChannel
 from gridedge.analytics.trend import Crossing, Forecaster
@@ -53,6 +54,8 @@ class Result:
     raised: list[AlertEvent] = field(default_factory=list)
     report: dict[str, float] | None = None
     forecasts: dict[str, dict[int, float]] = field(default_factory=dict)
+    active: bool = False
+    """Whether any alert of the device is active after this sample."""
 
 
 WEEK_S = 7 * 86400.0
@@ -61,12 +64,13 @@ _COUNTERS = frozenset(n for n, info in CHANNELS.items() if "energy" in info.quan
 
 
 class _Channel:
-    __slots__ = ("alert", "counter", "detector", "holdoff", "last", "last_ts", "rules")
+    __slots__ = ("alert", "counter", "detector", "holdoff", "last", "last_ts", "ref", "rules")
 
     def __init__(self, name: str, config: AnalyticsConfig, rules: RuleParams) -> None:
         self.counter = name in _COUNTERS
         self.last = math.nan
         self.last_ts = math.nan
+        self.ref = Reference()
         self.detector = ChannelDetector(config.detector)
         self.holdoff = Holdoff(config.detector.holdoff_samples, config.detector.alert_threshold)
         self.rules = ChannelRules(rules)
@@ -105,6 +109,9 @@ class DeviceAnalytics:
         self._dropout = DropoutRule(config.dropout_factor)
         self._device_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
         self._dropout_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
+        self._hold = Hold()
+        self._held = False
+        self._active = 0
         self._trends = {t.channel: _Trend(t, config) for t in config.trend.channels}
         self._windows = [WindowAggregator(device, w) for w in config.aggregate.windows_s]
         self._river = river
@@ -146,7 +153,7 @@ class DeviceAnalytics:
         self._dropout_check(sample.ts, events)
         if self._river is not None:
             detected = max(detected, self._river_score(sample.values))
-        event = self._device_alert.update(ts, detected, top[2], "detector", channel=top[1])
+        event = self._device_alert_update(ts, detected, top)
         if event is not None:
             events.append(event)
         forecasts = self._trend(sample, envelopes, events) if self._trends else {}
@@ -157,8 +164,25 @@ class DeviceAnalytics:
         envelopes[:0] = [e.envelope(self.device) for e in events]
         report = self._deadband.filter(ts, sample.values) if self._deadband else None
         raised = [e for e in events if e.state is AlertState.RAISED]
+        self._active += 2 * len(raised) - len(events)
         best = max(detected, top[3])
-        return Result(best, scores, envelopes, raised, report, forecasts)
+        return Result(best, scores, envelopes, raised, report, forecasts, self._active > 0)
+
+    def _device_alert_update(
+        self, ts: float, detected: float, top: tuple[float, str, float, float]
+    ) -> AlertEvent | None:
+        """The detector alert, held while its evidence channel stays away from its baseline."""
+        machine, hold = self._device_alert, self._hold
+        if machine.active is not None and self._held:
+            detected = max(detected, self._config.alerts.raise_threshold)
+        event = machine.update(ts, detected, top[2], "detector", channel=top[1])
+        if event is not None:
+            if event.state is AlertState.RAISED and (ch := self._channels.get(top[1])):
+                hold.start(top[1], ch.ref)
+            else:
+                hold.stop()
+            self._held = False
+        return event
 
     def _score_channels(
         self, sample: Sample, scores: dict[str, float], events: list[AlertEvent]
@@ -168,6 +192,7 @@ class DeviceAnalytics:
         ts = sample.ts
         best, top, top_value, ruled = 0.0, DEVICE_CHANNEL, 0.0, 0.0
         channels = self._channels
+        hold_channel = self._hold.channel
         for name, value in sample.values.items():
             if name in channels:
                 ch = channels[name]
@@ -175,7 +200,11 @@ class DeviceAnalytics:
                 ch = channels[name] = self._channel(name)
             if ch is None:
                 continue
-            score = ch.holdoff.update(ch.detector.update(ts, self._seen(ch, ts, value)))
+            seen = self._seen(ch, ts, value)
+            ch.ref.update(seen)
+            if name == hold_channel:
+                self._held = self._hold.update(seen)
+            score = ch.holdoff.update(ch.detector.update(ts, seen))
             if score > best:
                 best, top, top_value = score, name, value
             hit = ch.rules.check(ts, value)
