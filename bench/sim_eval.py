@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -84,13 +85,18 @@ def _alerts(path: Path, out: Path) -> tuple[list[float], float, tuple[int, int, 
     return raised, warm, (tp, fp, fn)
 
 
-def _faults(path: Path) -> dict[str, list[tuple[float, float]]]:
+def _faults(path: Path, interval_s: float, t0: float) -> dict[str, list[tuple[float, float]]]:
+    """Fault windows per device; a fault no reading can show (between two readings, or on a
+    channel the meter does not have) is left out."""
     from gridedge.analytics.replay import parse_timestamp
 
     faults: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with path.open(newline="") as f:
         for r in csv.DictReader(f):
-            faults[r["device"]].append((parse_timestamp(r["start"]), parse_timestamp(r["end"])))
+            a, b = parse_timestamp(r["start"]), parse_timestamp(r["end"])
+            sampled = math.floor((b - t0) / interval_s) >= math.ceil((a - t0) / interval_s)
+            if sampled and (r["channels"] or r["kind"] == "dropout"):
+                faults[r["device"]].append((a, b))
     return faults
 
 
@@ -102,7 +108,10 @@ def evaluate_kind(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gridedge-sim-") as tmp:
         folder = Path(tmp)
         files = _simulate(folder / "data", kind, args)
-        truth = _faults(folder / "data" / "faults.csv")
+        from gridedge.analytics.replay import parse_timestamp
+
+        t0 = parse_timestamp(START)
+        truth = _faults(folder / "data" / "faults.csv", args.interval_s, t0)
         for path in files:
             raised, warm, counts = _alerts(path, folder / "scores.csv")
             tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]

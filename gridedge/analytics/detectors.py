@@ -68,7 +68,7 @@ class DetectorParams:
     warmup_samples: int = 300
     holdoff_samples: int = 100
     alert_threshold: float = 0.5
-    false_alerts_per_week: float = 0.5
+    false_alerts_per_week: float = 0.25
 
 
 class Surprise:
