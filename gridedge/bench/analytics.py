@@ -127,7 +127,9 @@ async def _stage_through_outbox(samples: Sequence[Sample], warm: int) -> tuple[f
 
     driver = load_drivers([BUILTIN_DRIVERS_DIR])[BENCH_DRIVER]
     with tempfile.TemporaryDirectory(prefix="gridedge-bench-") as tmp:
-        config = OutboxConfig(path=Path(tmp) / "outbox.sqlite3")
+        # No commit delay (each put waits for its commit) and no expiry of the old readings.
+        path = Path(tmp) / "outbox.sqlite3"
+        config = OutboxConfig(path=path, max_age_s=1e12, commit_interval_s=0.0)
         async with open_outbox(config) as outbox:
             stage = AnalyticsSink(
                 OutboxSink(outbox), AnalyticsConfig(), driver_limits([("m0", driver)])
