@@ -7,17 +7,20 @@ against ``faults.csv``. An alert matches a fault of its device when it is raised
 fault's start and ``GRACE_S`` after its end. Precision is matched alerts over all alerts raised
 after the warm-up; recall is faults with at least one matching alert over all faults that start
 after the warm-up; delay is the median time from a fault's start to its first matching alert.
+``active_f1`` scores replay's ``alert_active`` column point by point against the rows a fault
+acts on (after the warm-up): an alert should be active while its fault lasts, and only then.
+With ``--default-magnitudes`` every fault has its kind's default size.
 
     python bench/sim_eval.py [--meters 3] [--days 1] [--interval-s 10] [--fault-rate 0.2]
+                             [--default-magnitudes]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import io
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -32,21 +35,33 @@ GRACE_S = 300.0
 
 
 def _simulate(out: Path, kind: str, args: argparse.Namespace) -> list[Path]:
-    from gridedge.cli.main import main as gridedge
+    import datetime as dt
 
-    argv = ["simulate", "-o", str(out), "--driver", DRIVER, "--faults", kind, "--start", START]
-    argv += ["--meters", str(args.meters), "--days", str(args.days)]
-    argv += ["--interval-s", str(args.interval_s), "--fault-rate", str(args.fault_rate)]
-    argv += ["--seed", str(args.seed)]
-    with contextlib.redirect_stdout(io.StringIO()):
-        status = gridedge(argv)
-    if status != 0:
-        raise SystemExit(f"gridedge simulate failed for {kind}")
-    return sorted(out.glob("sim-*.csv"))
+    from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
+    from gridedge.simulator.dataset import write_dataset
+    from gridedge.simulator.faults import FaultKind, FaultPlan
+    from gridedge.simulator.physics import SimulationParams
+
+    driver = load_drivers([BUILTIN_DRIVERS_DIR])[DRIVER]
+    plan = FaultPlan(args.fault_rate, (FaultKind(kind),), (), args.default_magnitudes)
+    paths = write_dataset(
+        out,
+        driver,
+        meters=args.meters,
+        days=args.days,
+        interval_s=args.interval_s,
+        seed=args.seed,
+        plan=plan,
+        params=SimulationParams(),
+        start_ts=dt.datetime.fromisoformat(START).replace(tzinfo=dt.UTC).timestamp(),
+    )
+    return [p for p in paths if p.name.startswith("sim-")]
 
 
-def _alerts(path: Path, out: Path) -> tuple[list[float], float]:
-    """Times of raised alerts in one meter file, and the end of its warm-up."""
+def _alerts(path: Path, out: Path) -> tuple[list[float], float, tuple[int, int, int]]:
+    """Times of raised alerts in one meter file, the end of its warm-up, and the point-wise
+    (true positive, false positive, false negative) counts of ``alert_active``.
+    """
     from gridedge.analytics.replay import _driver_limits, parse_timestamp, replay_file
     from gridedge.analytics.settings import AnalyticsConfig
 
@@ -57,31 +72,51 @@ def _alerts(path: Path, out: Path) -> tuple[list[float], float]:
     replay_file(path, out, config, columns=columns, limits=_driver_limits(DRIVER))
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    warm = parse_timestamp(rows[min(config.detector.warmup_samples, len(rows) - 1)]["timestamp"])
+    skip = min(config.detector.warmup_samples, len(rows) - 1)
+    warm = parse_timestamp(rows[skip]["timestamp"])
     raised = [parse_timestamp(r["timestamp"]) for r in rows if r["alert"] == "1"]
-    return raised, warm
+    with path.open(newline="") as f:
+        truth = [r["anomaly"] == "1" for r in csv.DictReader(f)]
+    tp = fp = fn = 0
+    for row, fault in zip(rows[skip:], truth[skip:], strict=True):
+        active = row["alert_active"] == "1"
+        tp += active and fault
+        fp += active and not fault
+        fn += fault and not active
+    return raised, warm, (tp, fp, fn)
 
 
-def _faults(path: Path) -> dict[str, list[tuple[float, float]]]:
+def _faults(path: Path, interval_s: float, t0: float) -> dict[str, list[tuple[float, float]]]:
+    """Fault windows per device; a fault no reading can show (between two readings, or on a
+    channel the meter does not have) is left out.
+    """
     from gridedge.analytics.replay import parse_timestamp
 
     faults: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with path.open(newline="") as f:
         for r in csv.DictReader(f):
-            faults[r["device"]].append((parse_timestamp(r["start"]), parse_timestamp(r["end"])))
+            a, b = parse_timestamp(r["start"]), parse_timestamp(r["end"])
+            sampled = math.floor((b - t0) / interval_s) >= math.ceil((a - t0) / interval_s)
+            if sampled and (r["channels"] or r["kind"] == "dropout"):
+                faults[r["device"]].append((a, b))
     return faults
 
 
 def evaluate_kind(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     """Precision, recall and delay for one fault kind."""
     matched = alerts = found = total = 0
+    tp = fp = fn = 0
     delays: list[float] = []
     with tempfile.TemporaryDirectory(prefix="gridedge-sim-") as tmp:
         folder = Path(tmp)
         files = _simulate(folder / "data", kind, args)
-        truth = _faults(folder / "data" / "faults.csv")
+        from gridedge.analytics.replay import parse_timestamp
+
+        t0 = parse_timestamp(START)
+        truth = _faults(folder / "data" / "faults.csv", args.interval_s, t0)
         for path in files:
-            raised, warm = _alerts(path, folder / "scores.csv")
+            raised, warm, counts = _alerts(path, folder / "scores.csv")
+            tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
             spans = [s for s in truth.get(path.stem, []) if s[0] >= warm]
             later = [t for t in raised if t >= warm]
             alerts += len(later)
@@ -98,6 +133,7 @@ def evaluate_kind(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "precision": round(matched / alerts, 3) if alerts else None,
         "recall": round(found / total, 3) if total else None,
         "median_delay_s": round(statistics.median(delays), 1) if delays else None,
+        "active_f1": round(2 * tp / (2 * tp + fp + fn), 3) if tp + fp + fn else None,
     }
 
 
@@ -111,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-s", type=float, default=10.0)
     parser.add_argument("--fault-rate", type=float, default=0.2, help="faults per meter-hour")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--default-magnitudes", action="store_true", help="no random sizes")
     parser.add_argument("--kinds", default=",".join(k.value for k in FaultKind))
     args = parser.parse_args(argv)
     result = {kind: evaluate_kind(kind, args) for kind in args.kinds.split(",") if kind}

@@ -54,6 +54,9 @@ class DetectorParams:
         warmup_samples: values scored 0 while the detector learns.
         holdoff_samples: length of the repeat suppression after a detection.
         alert_threshold: the score that counts as a detection for the hold-off.
+        false_alerts_per_week: the false-alarm budget of one device: its detector score is
+            discounted so that, on normal data, a score of 0.5 is this rare per week (see
+            :func:`~gridedge.analytics.engine.corrected`).
     """
 
     long_samples: int = 6000
@@ -65,6 +68,7 @@ class DetectorParams:
     warmup_samples: int = 300
     holdoff_samples: int = 100
     alert_threshold: float = 0.5
+    false_alerts_per_week: float = 0.25
 
 
 class Surprise:
@@ -132,16 +136,25 @@ class Surprise:
         self._w = 1.0
 
     def _recut(self) -> None:
-        """Find the bin above which 20 % of the mass lies; refreshed every 64 values."""
+        """Refresh, every 64 values, the bin above which 20 % of the mass lies, and the top: the
+        highest bin still holding a share of the mass worth counting (old outliers fade out of
+        it, so they do not dull the surprise of new ones for ever).
+        """
         self._cut_at = self._seen + 64
         above = 0.0
         limit = 0.2 * self._total
+        rare = self._floor * self._total
+        top = -1
         for i in range(self.BINS - 1, -1, -1):
             above += self._bins[i]
+            if top < 0 and above >= rare:
+                top = i + 1
             if above >= limit:
                 self._cut = i
+                self._top = max(top, i + 1)
                 return
         self._cut = 0
+        self._top = max(top, 1)
 
 
 class ChannelDetector:
@@ -163,6 +176,7 @@ class ChannelDetector:
         "_s_persist",
         "_s_season",
         "_s_step",
+        "_settle",
         "_step_var",
         "_var",
     )
@@ -174,6 +188,7 @@ class ChannelDetector:
         self._a_step = 1.0 / p.step_samples
         self._a_short = 1.0 / p.short_samples
         self._bins = p.seasonal_bins
+        self._settle = min(p.warmup_samples // 2, 100)
         self._n = 0
         self._level = 0.0
         self._var = 0.0
@@ -199,6 +214,8 @@ class ChannelDetector:
         z_step = self._update_step(value, n)
         z_season = self._seasonal(ts, value) if self._bins else 0.0
         self._persist += self._a_short * (math.log1p(z_level) - self._persist)
+        if n <= self._settle:
+            return 0.0  # the first deviations rest on a handful of values: not worth learning
         s = self._s_level.update(z_level)
         s2 = self._s_step.update(z_step)
         s3 = self._s_season.update(z_season)

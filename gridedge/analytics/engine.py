@@ -12,21 +12,33 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gridedge.analytics.aggregate import Deadband, WindowAggregator
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertParams, AlertState, Severity
 from gridedge.analytics.detectors import SURPRISE_HALF, ChannelDetector, Holdoff, Surprise
+from gridedge.analytics.hold import Hold, Reference
 from gridedge.analytics.rules import ChannelRules, DropoutRule, RuleParams
 from gridedge.analytics.settings import AnalyticsConfig, TrendChannel
 from gridedge.analytics.trend import Crossing, Forecaster
+from gridedge.channels import CHANNELS
 from gridedge.model import Envelope, Kind, Quality, Sample
 
 if TYPE_CHECKING:
     from gridedge.analytics.river_models import DeviceRiver
 
-Limits = Mapping[str, tuple[float | None, float | None]]
-"""Physical limits per channel name: (min, max), from the driver."""
+
+class ChannelLimits(NamedTuple):
+    """What the driver says about one channel: physical range and nominal value."""
+
+    min: float | None = None
+    max: float | None = None
+    nominal: float | None = None
+    """Nominal voltage of a voltage channel, rated current of a current channel."""
+
+
+Limits = Mapping[str, ChannelLimits]
+"""Limits per channel name, from the driver."""
 
 DEVICE_CHANNEL = "*"
 """The channel name of device-level alerts (dropout, multi-channel models)."""
@@ -46,12 +58,23 @@ class Result:
     raised: list[AlertEvent] = field(default_factory=list)
     report: dict[str, float] | None = None
     forecasts: dict[str, dict[int, float]] = field(default_factory=dict)
+    active: bool = False
+    """Whether any alert of the device is active after this sample."""
+
+
+WEEK_S = 7 * 86400.0
+_COUNTERS = frozenset(n for n, info in CHANNELS.items() if "energy" in info.quantity)
+"""Channels that only ever count up: their detectors see the rate, not the reading."""
 
 
 class _Channel:
-    __slots__ = ("alert", "detector", "holdoff", "rules")
+    __slots__ = ("alert", "counter", "detector", "holdoff", "last", "last_ts", "ref", "rules")
 
     def __init__(self, name: str, config: AnalyticsConfig, rules: RuleParams) -> None:
+        self.counter = name in _COUNTERS
+        self.last = math.nan
+        self.last_ts = math.nan
+        self.ref = Reference()
         self.detector = ChannelDetector(config.detector)
         self.holdoff = Holdoff(config.detector.holdoff_samples, config.detector.alert_threshold)
         self.rules = ChannelRules(rules)
@@ -90,6 +113,9 @@ class DeviceAnalytics:
         self._dropout = DropoutRule(config.dropout_factor)
         self._device_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
         self._dropout_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
+        self._hold = Hold()
+        self._held = False
+        self._active = 0
         self._trends = {t.channel: _Trend(t, config) for t in config.trend.channels}
         self._windows = [WindowAggregator(device, w) for w in config.aggregate.windows_s]
         self._river = river
@@ -106,7 +132,7 @@ class DeviceAnalytics:
         excluded = bool(self._only) and name not in self._only
         if excluded or (override is not None and not override.enabled):
             return None
-        low, high = self._limits.get(name, (None, None))
+        low, high, nominal = self._limits.get(name, ChannelLimits())
         flat = cfg.flatline_samples
         rate = None
         if override is not None:
@@ -114,7 +140,8 @@ class DeviceAnalytics:
             high = override.max if override.max is not None else high
             flat = override.flatline_samples if override.flatline_samples is not None else flat
             rate = override.max_rate_per_s
-        return _Channel(name, cfg, RuleParams(low, high, rate, flat))
+        band_low, band_high = supply_band(name, nominal, cfg.supply_band)
+        return _Channel(name, cfg, RuleParams(low, high, rate, flat, band_low, band_high))
 
     def process(self, sample: Sample) -> Result:
         """Run every analysis on one sample."""
@@ -123,11 +150,14 @@ class DeviceAnalytics:
         events: list[AlertEvent] = []
         scores: dict[str, float] = {}
         top = self._score_channels(sample, scores, events)
-        detected = corrected(top[0], len(scores))
+        interval = self._dropout.interval_s
+        per_week = WEEK_S / interval if interval > 0.0 else 1.0
+        budget = self._config.detector.false_alerts_per_week
+        detected = corrected(top[0], len(scores), per_week / budget)
         self._dropout_check(sample.ts, events)
         if self._river is not None:
             detected = max(detected, self._river_score(sample.values))
-        event = self._device_alert.update(ts, detected, top[2], "detector", channel=top[1])
+        event = self._device_alert_update(ts, detected, top)
         if event is not None:
             events.append(event)
         forecasts = self._trend(sample, envelopes, events) if self._trends else {}
@@ -138,17 +168,36 @@ class DeviceAnalytics:
         envelopes[:0] = [e.envelope(self.device) for e in events]
         report = self._deadband.filter(ts, sample.values) if self._deadband else None
         raised = [e for e in events if e.state is AlertState.RAISED]
+        self._active += 2 * len(raised) - len(events)
         best = max(detected, top[3])
-        return Result(best, scores, envelopes, raised, report, forecasts)
+        return Result(best, scores, envelopes, raised, report, forecasts, self._active > 0)
+
+    def _device_alert_update(
+        self, ts: float, detected: float, top: tuple[float, str, float, float]
+    ) -> AlertEvent | None:
+        """The detector alert, held while its evidence channel stays away from its baseline."""
+        machine, hold = self._device_alert, self._hold
+        if machine.active is not None and self._held:
+            detected = max(detected, self._config.alerts.raise_threshold)
+        event = machine.update(ts, detected, top[2], "detector", channel=top[1])
+        if event is not None:
+            if event.state is AlertState.RAISED and (ch := self._channels.get(top[1])):
+                hold.start(top[1], ch.ref)
+            else:
+                hold.stop()
+            self._held = False
+        return event
 
     def _score_channels(
         self, sample: Sample, scores: dict[str, float], events: list[AlertEvent]
     ) -> tuple[float, str, float, float]:
         """Score every channel; returns (best detector score, its channel, its value, best rule
-        score). Rules alert per channel; detector scores alert per device."""
+        score). Rules alert per channel; detector scores alert per device.
+        """
         ts = sample.ts
         best, top, top_value, ruled = 0.0, DEVICE_CHANNEL, 0.0, 0.0
         channels = self._channels
+        hold_channel = self._hold.channel
         for name, value in sample.values.items():
             if name in channels:
                 ch = channels[name]
@@ -156,7 +205,11 @@ class DeviceAnalytics:
                 ch = channels[name] = self._channel(name)
             if ch is None:
                 continue
-            score = ch.holdoff.update(ch.detector.update(ts, value))
+            seen = self._seen(ch, ts, value)
+            ch.ref.update(seen)
+            if name == hold_channel:
+                self._held = self._hold.update(seen)
+            score = ch.holdoff.update(ch.detector.update(ts, seen))
             if score > best:
                 best, top, top_value = score, name, value
             hit = ch.rules.check(ts, value)
@@ -170,6 +223,17 @@ class DeviceAnalytics:
             if event is not None:
                 events.append(event)
         return best, top, top_value, ruled
+
+    @staticmethod
+    def _seen(ch: _Channel, ts: float, value: float) -> float:
+        """What the detector sees: the reading, or a counter's increase per second."""
+        if not ch.counter:
+            return value
+        last, last_ts = ch.last, ch.last_ts
+        ch.last, ch.last_ts = value, ts
+        if math.isnan(last) or ts <= last_ts:
+            return 0.0
+        return (value - last) / (ts - last_ts)
 
     def _dropout_check(self, ts: float, events: list[AlertEvent]) -> None:
         """A gap is not a value: it raises its own alert but leaves the anomaly score alone."""
@@ -241,16 +305,39 @@ class DeviceAnalytics:
         return Envelope(kind=Kind.FORECAST, device=self.device, ts=ts, body=body)
 
 
-def corrected(score: float, channels: int) -> float:
-    """A device's best detector score, discounted for the number of channels looked at.
-
-    With many channels, one of them is rare by chance far more often than any single one;
-    subtracting ``log10(channels)`` from the surprise keeps the device's false-alarm rate near
-    that of one channel (a Bonferroni correction). One channel is left unchanged.
+def supply_band(
+    channel: str, nominal: float | None, band: float
+) -> tuple[float | None, float | None]:
+    """The normal operating range of a voltage (nominal +- ``band``, EN 50160) or current
+    (up to the rated current) channel; (None, None) for the others or without a nominal.
     """
-    if channels <= 1 or score <= 0.0 or score >= 1.0:
+    info = CHANNELS.get(channel)
+    if nominal is None or info is None or band <= 0.0:
+        return None, None
+    if info.quantity in ("voltage", "voltage_ll"):
+        return (1.0 - band) * nominal, (1.0 + band) * nominal
+    if info.quantity == "current":
+        return None, nominal
+    return None, None
+
+
+def corrected(score: float, channels: int, samples_per_alarm: float = 1000.0) -> float:
+    """A device's best detector score, discounted for the channels and the samples looked at.
+
+    With many channels, one of them is rare by chance far more often than any single one, and
+    with many samples a week, a one-in-a-thousand value comes many times a week. Subtracting
+    ``log10(channels)`` (a Bonferroni correction) and ``log10(samples_per_alarm / 1000)`` from
+    the surprise makes 0.5 mean "one device sample in ``samples_per_alarm`` on normal data":
+    the false-alarm budget. One channel at one alarm per 1000 samples is left unchanged.
+    """
+    if score <= 0.0 or score >= 1.0:
         return score
-    s = SURPRISE_HALF * score / (1.0 - score) - math.log10(channels)
+    discount = max(
+        0.0, math.log10(max(1, channels)) + math.log10(max(1.0, samples_per_alarm)) - 3.0
+    )
+    if discount == 0.0:
+        return score
+    s = SURPRISE_HALF * score / (1.0 - score) - discount
     return s / (s + SURPRISE_HALF) if s > 0.0 else 0.0
 
 

@@ -2,8 +2,9 @@
 
 Input: a header row, a timestamp column (ISO 8601, or ``YYYY-MM-DD hh:mm:ss`` read as UTC), one
 or more numeric columns, separated by ``,`` or ``;`` (detected from the header). Empty cells are
-missing values. Output: one row per input row, ``timestamp,anomaly_score,alert``: the device
-score in [0, 1] (the largest channel score) and 1 on the rows where an alert was raised; with
+missing values. Output: one row per input row, ``timestamp,anomaly_score,alert,alert_active``:
+the device score in [0, 1] (the largest channel score), 1 on the rows where an alert was
+raised, and 1 on every row while any alert is active (a missed row keeps the state); with
 forecast horizons, one column ``<column>_forecast_<h>`` per value column and horizon (the value
 forecast ``h`` rows ahead, made at this row).
 """
@@ -188,19 +189,23 @@ def _replay(
     analytics = Analytics(config, {DEVICE: limits} if limits else None)
     writer = csv.writer(fout, lineterminator="\n")
     extra = [f"{n}_forecast_{h}" for n in names for h in horizons]
-    writer.writerow(["timestamp", "anomaly_score", "alert", *extra])
+    writer.writerow(["timestamp", "anomaly_score", "alert", "alert_active", *extra])
     count = 0
+    active = False
     for line, row in rows:
         if not row:
             continue
         sample = _sample(row, line, ts_col, value_cols, source)
         stamp = row[ts_col].strip()
         if not sample.values:
-            writer.writerow([stamp, "0.000000", "0", *([""] * len(extra))])
+            cells = [stamp, "0.000000", "0", "1" if active else "0"]
+            writer.writerow([*cells, *([""] * len(extra))])
             count += 1
             continue
         result = analytics.process(sample)
+        active = result.active
         cells = [stamp, f"{result.score:.6f}", "1" if result.raised else "0"]
+        cells.append("1" if active else "0")
         for n in names:
             fc = result.forecasts.get(n, {})
             cells.extend(_fmt(fc.get(h)) for h in horizons)
@@ -324,10 +329,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _driver_limits(driver_id: str) -> Limits:
+    from gridedge.analytics.stage import channel_limits
     from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
 
     drivers = load_drivers([BUILTIN_DRIVERS_DIR])
     if driver_id not in drivers:
         known = ", ".join(sorted(drivers))
         raise ConfigError("--driver", f"unknown driver {driver_id!r}; available: {known}")
-    return {ch.name: (ch.min, ch.max) for ch in drivers[driver_id].channels}
+    return channel_limits(drivers[driver_id])

@@ -2,6 +2,9 @@
 
 * ``limit``: the value is outside the driver's physical range (``Channel.min``/``max``) or a
   configured one;
+* ``band``: a supply voltage outside its normal band around nominal (EN 50160: +-10 %), or a
+  current above the meter's rated current (``overload``): a fault of the supply or the load
+  that no learning is needed to recognise;
 * ``rate``: the value changed faster than ``max_rate_per_s``;
 * ``flatline``: a channel that used to move repeated exactly the same non-zero value for
   ``flatline_samples`` readings, and for half again as long as any earlier run of repeats (a
@@ -15,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LIMIT_SCORE = 1.0
+BAND_SCORE = 0.85
 RATE_SCORE = 0.95
 FLATLINE_SCORE = 0.9
 DROPOUT_SCORE = 0.9
@@ -28,12 +32,16 @@ class RuleParams:
     max: float | None = None
     max_rate_per_s: float | None = None
     flatline_samples: int = 0
+    band_min: float | None = None
+    band_max: float | None = None
 
 
 class ChannelRules:
     """Limit, rate-of-change and flatline rules of one channel."""
 
     __slots__ = (
+        "_band_max",
+        "_band_min",
         "_longest",
         "_max",
         "_min",
@@ -50,6 +58,8 @@ class ChannelRules:
         self._max = params.max
         self._rate = params.max_rate_per_s
         self._stuck = params.flatline_samples
+        self._band_min = params.band_min
+        self._band_max = params.band_max
         self._prev: float | None = None
         self._prev_ts = 0.0
         self._repeats = 0
@@ -63,6 +73,10 @@ class ChannelRules:
             self._max is not None and value > self._max
         ):
             hit = ("limit", LIMIT_SCORE)
+        elif self._band_min is not None and value < self._band_min:
+            hit = ("band", BAND_SCORE)
+        elif self._band_max is not None and value > self._band_max:
+            hit = ("band" if self._band_min is not None else "overload", BAND_SCORE)
         prev = self._prev
         if prev is not None:
             if value == prev:
@@ -99,6 +113,11 @@ class DropoutRule:
         self._factor = factor
         self._interval = 0.0
         self._last: float | None = None
+
+    @property
+    def interval_s(self) -> float:
+        """The device's usual interval between samples (0 until two samples were seen)."""
+        return self._interval
 
     def check(self, ts: float) -> float | None:
         """The gap in seconds when it counts as a dropout, else None."""

@@ -83,6 +83,7 @@ class AnalyticsConfig:
     channels: tuple[str, ...] = ()
     flatline_samples: int = 30
     dropout_factor: float = 3.0
+    supply_band: float = 0.1
     river_models: tuple[RiverModel, ...] = ()
     detector: DetectorParams = field(default_factory=DetectorParams)
     alerts: AlertParams = field(default_factory=AlertParams)
@@ -126,6 +127,7 @@ def parse_analytics(t: Table) -> AnalyticsConfig:
         channels=t.strings("channels", d.channels),
         flatline_samples=t.integer("flatline_samples", d.flatline_samples, min=0),
         dropout_factor=t.number("dropout_factor", d.dropout_factor, min=0.0),
+        supply_band=t.number("supply_band", d.supply_band, min=0.0, max=1.0),
         river_models=tuple(RiverModel(m) for m in models),
         detector=_detector(t.table("detector")),
         alerts=_alerts(t.table("alerts")),
@@ -149,6 +151,9 @@ def _detector(t: Table) -> DetectorParams:
         warmup_samples=t.integer("warmup_samples", d.warmup_samples, min=0),
         holdoff_samples=t.integer("holdoff_samples", d.holdoff_samples, min=0),
         alert_threshold=t.number("alert_threshold", d.alert_threshold, min=0.0, max=1.0),
+        false_alerts_per_week=t.number(
+            "false_alerts_per_week", d.false_alerts_per_week, positive=True
+        ),
     )
     t.finish()
     return p
@@ -203,6 +208,8 @@ def _trend(t: Table) -> TrendConfig:
         seasonal_rate=t.number("seasonal_rate", dp.seasonal_rate, min=0.0, max=1.0),
         error_rate=t.number("error_rate", dp.error_rate, min=0.0001, max=1.0),
         slope_samples=t.integer("slope_samples", dp.slope_samples, min=8, max=10_000),
+        min_slope_z=t.number("min_slope_z", dp.min_slope_z, min=0.0),
+        max_extrapolation=t.number("max_extrapolation", dp.max_extrapolation, positive=True),
     )
     cfg = TrendConfig(
         forecast_interval_s=t.number("forecast_interval_s", d.forecast_interval_s, positive=True),

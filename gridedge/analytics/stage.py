@@ -9,13 +9,15 @@ aggregates still cover every value.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gridedge.analytics.engine import Analytics, Limits
+from gridedge.analytics.engine import Analytics, ChannelLimits, Limits
 from gridedge.analytics.settings import AnalyticsConfig
+from gridedge.channels import CHANNELS
 from gridedge.drivers import Driver
 from gridedge.log import get_logger
 from gridedge.model import Envelope, Kind, Record, Sample, Sink
@@ -24,10 +26,25 @@ _log = get_logger("analytics")
 
 
 def driver_limits(meters: Sequence[tuple[str, Driver]]) -> dict[str, Limits]:
-    """Physical limits of every channel of every meter, from its driver."""
-    return {
-        device: {ch.name: (ch.min, ch.max) for ch in driver.channels} for device, driver in meters
-    }
+    """Physical limits and nominal values of every channel of every meter, from its driver."""
+    return {device: channel_limits(driver) for device, driver in meters}
+
+
+def channel_limits(driver: Driver) -> Limits:
+    """One driver's physical limits per channel, with the nominal voltage on voltage channels
+    (line-to-line: times sqrt 3) and the rated current on current channels.
+    """
+    n = driver.nominal
+    nominal = {"voltage": n.voltage_v, "voltage_ll": n.voltage_v * math.sqrt(3.0)}
+    nominal["current"] = n.current_a
+    out: dict[str, ChannelLimits] = {}
+    for ch in driver.channels:
+        info = CHANNELS.get(ch.name)
+        rated = nominal.get(info.quantity) if info is not None else None
+        if ch.name == "current_n":
+            rated = None  # the neutral of an unbalanced or harmonic-rich load may exceed it
+        out[ch.name] = ChannelLimits(ch.min, ch.max, rated)
+    return out
 
 
 def _log_alerts(envelopes: Sequence[Envelope]) -> None:

@@ -10,8 +10,12 @@ recent absolute error (measured online, when the forecast's time comes):
 :meth:`Forecaster.time_to_threshold` extends a robust straight line (a Theil-Sen slope over the
 last ``slope_samples`` values) to find when a limit will be crossed, with a confidence: the
 probability, given the forecaster's error and the slope's uncertainty, that the value is past
-the limit at the end of the horizon. (Damped trends flatten out, so they never reach a distant
-limit; a straight line is the honest extrapolation for "when", the confidence says how sure.)
+the limit at the end of the horizon. It needs evidence: a full window of history, a slope at
+least ``min_slope_z`` of its standard errors away from zero (never a flat signal), and it looks
+no further ahead than ``max_extrapolation`` times the window it rests on; the crossing time
+carries its interval (from the slope's uncertainty). Damped trends flatten out, so they never
+reach a distant limit; a straight line is the honest extrapolation for "when", the confidence
+says how sure.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class TrendParams:
     seasonal_rate: float = 0.1
     error_rate: float = 0.02
     slope_samples: int = 60
+    min_slope_z: float = 4.0
+    max_extrapolation: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,11 @@ class Crossing:
     steps: int
     value: float
     confidence: float
+    seconds_low: float
+    """The earliest likely crossing (slope plus two standard errors)."""
+    seconds_high: float | None
+    """The latest likely crossing (slope minus two standard errors); None when that slope no
+    longer reaches the limit."""
 
 
 class Forecaster:
@@ -154,25 +165,38 @@ class Forecaster:
     def time_to_threshold(self, limit: float, *, above: bool, horizon_s: float) -> Crossing | None:
         """When the robust trend line crosses ``limit`` within ``horizon_s``, or None.
 
-        The confidence is the chance that the value is past the limit at the end of the
-        horizon, given the one-step error (grown with the square root of the steps) and the
-        uncertainty of the slope (grown with the steps).
+        None without evidence: before a full window of history, when the slope is within
+        ``min_slope_z`` standard errors of zero, or when the crossing lies beyond
+        ``max_extrapolation`` windows ahead. The confidence is the chance that the value is past
+        the limit at the end of the horizon, given the one-step error (grown with the square
+        root of the steps) and the uncertainty of the slope (grown with the steps).
         """
+        p = self._p
+        if len(self._window) < max(8, p.slope_samples) or self.interval_s <= 0:
+            return None
         line = self.robust_line()
-        if line is None or self.interval_s <= 0:
+        if line is None:
             return None
         now, slope, slope_sd = line
-        steps = max(1, min(int(horizon_s / self.interval_s), 1_000_000))
-        if (slope <= 0.0) if above else (slope >= 0.0):
+        if abs(slope) <= p.min_slope_z * slope_sd or slope == 0.0:
             return None
-        k = max(1, math.ceil((limit - now) / slope))
+        if (slope < 0.0) if above else (slope > 0.0):
+            return None
+        reach = p.max_extrapolation * len(self._window)
+        steps = max(1, min(int(horizon_s / self.interval_s), int(reach), 1_000_000))
+        gap = limit - now
+        k = max(1, math.ceil(gap / slope))
         if k > steps:
             return None
         end = now + steps * slope
         sd = math.hypot(1.25 * self.error1 * math.sqrt(steps), steps * slope_sd) + 1e-12
         z = (end - limit) / sd if above else (limit - end) / sd
         confidence = 0.5 * math.erfc(-z / math.sqrt(2.0))
-        return Crossing(k * self.interval_s, k, now + k * slope, confidence)
+        fast = slope + math.copysign(2.0 * slope_sd, slope)
+        slow = slope - math.copysign(2.0 * slope_sd, slope)
+        low = max(1, math.ceil(gap / fast)) * self.interval_s
+        high = max(1, math.ceil(gap / slow)) * self.interval_s if slow * slope > 0.0 else None
+        return Crossing(k * self.interval_s, k, now + k * slope, confidence, low, high)
 
 
 def _holt(level: float, trend: float, value: float, p: TrendParams) -> tuple[float, float]:

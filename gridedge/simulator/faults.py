@@ -78,11 +78,15 @@ class FaultPlan:
         rate_per_hour: mean number of random faults per hour (a Poisson process).
         kinds: the kinds random faults are drawn from, uniformly.
         schedule: faults at fixed times, in addition to the random ones.
+        default_magnitudes: random faults take their kind's default magnitude (see
+            :data:`DEFAULT_MAGNITUDE`) instead of one drawn from a range; used to score
+            detection at known fault sizes.
     """
 
     rate_per_hour: float = 0.0
     kinds: tuple[FaultKind, ...] = tuple(FaultKind)
     schedule: tuple[ScheduledFault, ...] = ()
+    default_magnitudes: bool = False
 
     def __post_init__(self) -> None:
         if not self.rate_per_hour >= 0:
@@ -222,6 +226,7 @@ class FaultTimeline:
         self._on_fault = on_fault
         self._rate_per_s = plan.rate_per_hour / 3600.0 if plan.kinds else 0.0
         self._kinds = plan.kinds
+        self._default_magnitudes = plan.default_magnitudes
         self._pending = sorted(plan.schedule, key=lambda f: f.at_s)
         self._t0 = math.nan
         self._next_random_s = math.inf
@@ -264,6 +269,8 @@ class FaultTimeline:
         duration = round(math.exp(rng.uniform(math.log(lo), math.log(hi))), 3) if hi else 0.0
         lo, hi = _RANDOM_MAGNITUDE[kind]
         magnitude = round(rng.uniform(lo, hi), 4)
+        if self._default_magnitudes:
+            magnitude = DEFAULT_MAGNITUDE[kind]
         if kind is FaultKind.DRIFT and rng.random() < 0.5:
             magnitude = -magnitude  # sensors drift both ways
         channel = None

@@ -1,10 +1,12 @@
 """Physics of a simulated power meter: load curves, voltages, powers, energy and temperature.
 
 :class:`MeterSimulator` produces one meter's readings at the timestamps it is given. The load
-follows a daily curve in local time with a slow random walk; voltage, frequency and temperature
-wander around their nominal values. Every derived quantity is computed from the per-phase
-voltage, current and power factor, so the readings are consistent with one another the way a
-real meter's are (``P = V·I·PF``, totals are sums of phases, energy integrates power).
+(:mod:`~gridedge.simulator.load`) follows weekday and weekend curves in local time, switched
+loads, the seasons and a slow random walk, and stays inside the meter's rating; voltage,
+frequency and temperature wander around their nominal values (ambient with day and season).
+Every derived quantity is computed from the per-phase voltage, current and power factor, so
+the readings are consistent with one another the way a real meter's are (``P = V·I·PF``,
+totals are sums of phases, energy integrates power).
 
 Two random sources keep faults from disturbing the physics: the noise comes from ``seed``, the
 faults from a source derived from it, so a faulty meter and its fault-free twin share every
@@ -17,7 +19,6 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from gridedge.channels import CHANNELS
 from gridedge.drivers import Driver
@@ -32,19 +33,8 @@ from gridedge.simulator.faults import (
     frozen_channels,
     phase_effects,
 )
-
-
-class LoadProfile(StrEnum):
-    """The shape of a meter's daily load curve."""
-
-    RESIDENTIAL = "residential"
-    """Morning and evening peaks, low at night; a later, flatter morning at weekends."""
-    COMMERCIAL = "commercial"
-    """Weekday office hours with a lunch dip; low at night and at weekends."""
-    INDUSTRIAL = "industrial"
-    """Two day shifts on a high base load; lower at weekends."""
-    FLAT = "flat"
-    """Constant apart from the random walk."""
+from gridedge.simulator.load import LoadModel, seasonal_ambient_c
+from gridedge.simulator.load import LoadProfile as LoadProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,59 +59,7 @@ class SimulationParams:
     rated_current_a: float | None = None
 
 
-def _bump(hour: float, centre: float, width: float) -> float:
-    """A Gaussian bump on the 24 h circle."""
-    d = (hour - centre + 12.0) % 24.0 - 12.0
-    return math.exp(-0.5 * (d / width) ** 2)
-
-
-def _ramp(hour: float, start: float, end: float) -> float:
-    """0 before ``start``, 1 after ``end``, smooth in between."""
-    x = min(1.0, max(0.0, (hour - start) / (end - start)))
-    return x * x * (3.0 - 2.0 * x)
-
-
-def _shape(profile: LoadProfile, hour: float, weekend: bool) -> float:
-    """Relative load at a local hour, before normalisation."""
-    if profile is LoadProfile.RESIDENTIAL:
-        if weekend:
-            return (
-                0.4
-                + 0.5 * _bump(hour, 10.0, 2.0)
-                + 0.3 * _bump(hour, 14.0, 3.0)
-                + _bump(hour, 19.5, 2.2)
-            )
-        morning, evening = _bump(hour, 7.5, 1.2), _bump(hour, 19.5, 2.0)
-        return 0.35 + 0.6 * morning + 0.2 * _bump(hour, 13.0, 2.5) + 1.1 * evening
-    if profile is LoadProfile.COMMERCIAL:
-        if weekend:
-            return 0.25 + 0.05 * _bump(hour, 12.0, 3.0)
-        office = _ramp(hour, 7.0, 9.0) - _ramp(hour, 17.0, 20.0)
-        return 0.25 + 0.75 * office - 0.08 * _bump(hour, 12.5, 0.7)
-    if profile is LoadProfile.INDUSTRIAL:
-        shifts = _ramp(hour, 5.5, 6.5) - _ramp(hour, 21.5, 22.5)
-        handover = sum(_bump(hour, h, 0.3) for h in (6.0, 14.0, 22.0))
-        return (0.75 + 0.25 * shifts - 0.08 * handover) * (0.8 if weekend else 1.0)
-    return 1.0
-
-
-_TABLE_STEP_S = 300.0
-
-
-def _tables(profile: LoadProfile) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Weekday and weekend curves at 5 min steps, scaled to a weekly mean of 1."""
-    n = int(86400 / _TABLE_STEP_S)
-    hours = [i * _TABLE_STEP_S / 3600.0 for i in range(n + 1)]
-    weekday = [_shape(profile, h, weekend=False) for h in hours]
-    weekend = [_shape(profile, h, weekend=True) for h in hours]
-    mean = (5.0 * sum(weekday[:n]) + 2.0 * sum(weekend[:n])) / (7.0 * n)
-    return tuple(v / mean for v in weekday), tuple(v / mean for v in weekend)
-
-
-_PROFILES = {profile: _tables(profile) for profile in LoadProfile}
-
 # Time constants (s) and stationary standard deviations of the random processes.
-_TAU_LOAD_S, _SIGMA_LOAD = 7200.0, 0.08
 _TAU_GRID_V_S, _SIGMA_GRID_V = 1200.0, 0.006
 _TAU_PHASE_V_S, _SIGMA_PHASE_V = 600.0, 0.002
 _TAU_FREQ_S, _SIGMA_FREQ_HZ = 60.0, 0.02
@@ -130,7 +68,6 @@ _MAX_FREQ_DEVIATION_HZ = 0.45
 _VOLTAGE_DROP = 0.025  # fraction of nominal voltage lost in the supply cable at rated current
 _RISE_AT_RATED_C = 25.0
 _KWH_PER_WS = 1.0 / 3.6e6
-_THURSDAY = 3  # 1970-01-01, counting Monday as 0
 
 # In the order _fill_phases writes them.
 _PHASE_QUANTITIES: tuple[str, ...] = ("voltage", "current", "active_power", "reactive_power")
@@ -185,9 +122,13 @@ class MeterSimulator:
         # round(x * scale) / scale gives the shortest decimal (230.12, not 230.12000000000001).
         self._spec = tuple((n, round(1.0 / CHANNELS[n].resolution)) for n in names)
         self._channels = tuple(names)
-        self._weekday, self._weekend = _PROFILES[params.profile]
-        self._offset_s = params.utc_offset_h * 3600.0
         self._rng = random.Random(seed)
+        self._load_model = LoadModel(
+            params.profile,
+            params.load_fraction,
+            params.utc_offset_h,
+            random.Random(f"gridedge.simulator.load:{seed}"),
+        )
         faults_rng = random.Random(f"gridedge.simulator.faults:{seed}")
         self._timeline = FaultTimeline(
             device, self._channels, self._phases, plan, faults_rng, on_fault
@@ -206,7 +147,6 @@ class MeterSimulator:
         self._thd_v_base = [rng.uniform(1.1, 1.9) for _ in range(3)]
         self._thd_i_base = [rng.uniform(5.0, 7.0) for _ in range(3)]
         self._tau_thermal_s = rng.uniform(1200.0, 2400.0)
-        self._walk = rng.gauss(0.0, _SIGMA_LOAD)
         self._grid_v = rng.gauss(0.0, _SIGMA_GRID_V)
         self._phase_v = [rng.gauss(0.0, _SIGMA_PHASE_V) for _ in range(3)]
         self._freq = rng.gauss(0.0, _SIGMA_FREQ_HZ)
@@ -283,7 +223,6 @@ class MeterSimulator:
             return a, sigma * math.sqrt(1.0 - a * a)
 
         self._dt = dt
-        self._k_load = ou(_TAU_LOAD_S, _SIGMA_LOAD)
         self._k_grid = ou(_TAU_GRID_V_S, _SIGMA_GRID_V)
         self._k_phase = ou(_TAU_PHASE_V_S, _SIGMA_PHASE_V)
         self._k_freq = ou(_TAU_FREQ_S, _SIGMA_FREQ_HZ)
@@ -293,8 +232,6 @@ class MeterSimulator:
     def _advance_state(self) -> None:
         """Step the slow random processes (Ornstein-Uhlenbeck) by the current ``dt``."""
         gauss = self._rng.gauss
-        a, b = self._k_load
-        self._walk = a * self._walk + b * gauss()
         a, b = self._k_grid
         self._grid_v = a * self._grid_v + b * gauss()
         a, b = self._k_phase
@@ -305,21 +242,12 @@ class MeterSimulator:
         freq = a * self._freq + b * gauss()
         self._freq = max(-_MAX_FREQ_DEVIATION_HZ, min(_MAX_FREQ_DEVIATION_HZ, freq))
 
-    def _load(self, ts: float) -> tuple[float, float]:
-        """Load relative to rated current at ``ts``, and the local second of the day."""
-        day, second = divmod(ts + self._offset_s, 86400.0)
-        table = self._weekend if (int(day) + _THURSDAY) % 7 >= 5 else self._weekday
-        x = second / _TABLE_STEP_S
-        i = min(int(x), len(table) - 2)  # float divmod can return the full period
-        shape = table[i] + (table[i + 1] - table[i]) * (x - i)
-        load = self._params.load_fraction * shape * (1.0 + self._walk)
-        return min(2.0, max(0.01, load)), second
-
     def _physics(
         self, ts: float, dt: float, effects: PhaseEffects, first: bool
     ) -> dict[str, float]:
         """Every canonical quantity at ``ts``, unrounded."""
-        load, second = self._load(ts)
+        load = self._load_model.at(ts)
+        second = self._load_model.local_second(ts)
         raw: dict[str, float] = {}
         totals = self._fill_phases(raw, load, effects)
         p_total, q_total, s_total, neutral_re, neutral_im, heat = totals
@@ -333,7 +261,11 @@ class MeterSimulator:
         raw["frequency"] = self._fn + self._freq + jitter
         self._fill_energy(raw, dt, p_total, q_total, first)
         hour = second / 3600.0
-        ambient = self._params.ambient_c + 3.0 * math.cos(2.0 * math.pi * (hour - 15.0) / 24.0)
+        ambient = (
+            self._params.ambient_c
+            + seasonal_ambient_c(ts)
+            + 3.0 * math.cos(2.0 * math.pi * (hour - 15.0) / 24.0)
+        )
         target = _RISE_AT_RATED_C * heat / self._phases
         a = self._a_thermal
         self._rise = target if first else target + (self._rise - target) * a

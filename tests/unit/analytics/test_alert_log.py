@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from structlog.testing import capture_logs
 
 from gridedge.analytics.alerts import AlertParams
+from gridedge.analytics.engine import ChannelLimits
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.analytics.stage import AnalyticsSink
 from gridedge.model import Record, Sample
 
 T0 = 1_767_571_200.0
-LIMITS = {"m1": {"voltage_l1": (0.0, 300.0)}}
+LIMITS = {"m1": {"voltage_l1": ChannelLimits(0.0, 300.0)}}
 
 
 class NullSink:

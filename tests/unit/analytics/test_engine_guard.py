@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridedge.analytics.engine import MAX_ABS_VALUE, Analytics
+from gridedge.analytics.engine import MAX_ABS_VALUE, Analytics, ChannelLimits
 from gridedge.analytics.settings import AnalyticsConfig, TrendChannel, TrendConfig
 from gridedge.model import Quality, Sample
 
@@ -17,7 +17,7 @@ HOSTILE = [1.797e308, -1.797e308, math.nan, math.inf, -math.inf, 1e300, -1e16]
 
 def _analytics() -> Analytics:
     trend = TrendConfig(forecast_interval_s=0.0, channels=(TrendChannel("a", 300.0),))
-    return Analytics(AnalyticsConfig(trend=trend), {"m": {"a": (0.0, 300.0)}})
+    return Analytics(AnalyticsConfig(trend=trend), {"m": {"a": ChannelLimits(0.0, 300.0)}})
 
 
 def test_hostile_values_in_every_position_are_skipped_and_counted() -> None:

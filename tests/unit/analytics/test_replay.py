@@ -45,7 +45,7 @@ def test_nab_style_file_gets_one_score_row_per_input_row(tmp_path: Path) -> None
     _write(tmp_path / "in.csv", ",", rows)
     assert replay_file(tmp_path / "in.csv", tmp_path / "out.csv", CONFIG) == 400
     out = _read(tmp_path / "out.csv")
-    assert list(out[0]) == ["timestamp", "anomaly_score", "alert"]
+    assert list(out[0]) == ["timestamp", "anomaly_score", "alert", "alert_active"]
     assert [r["timestamp"] for r in out] == [r[0] for r in rows[1:]]
     assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 for r in out)
     assert out[300]["alert"] == "1"
@@ -72,6 +72,7 @@ def test_semicolon_files_with_several_columns_and_forecasts(tmp_path: Path) -> N
         "timestamp",
         "anomaly_score",
         "alert",
+        "alert_active",
         "a_forecast_1",
         "a_forecast_6",
         "b_forecast_1",

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from gridedge.analytics.rules import ChannelRules, DropoutRule, RuleParams
+import pytest
+
+from gridedge.analytics.engine import supply_band
+from gridedge.analytics.rules import (
+    BAND_SCORE,
+    LIMIT_SCORE,
+    ChannelRules,
+    DropoutRule,
+    RuleParams,
+)
 
 
 def _run(rules: ChannelRules, values: list[float], step_s: float = 10.0) -> list[str | None]:
@@ -51,3 +60,26 @@ def test_a_gap_much_longer_than_usual_is_a_dropout() -> None:
     rule = DropoutRule(factor=3.0)
     stamps = [0.0, 10.0, 20.0, 30.0, 100.0, 110.0]
     assert [rule.check(t) for t in stamps] == [None, None, None, None, 70.0, None]
+
+
+def test_a_voltage_outside_its_supply_band_breaks_the_band_rule() -> None:
+    """A sag to 161 V on a 230 V supply is a band violation; 225 V is normal."""
+    rules = ChannelRules(RuleParams(0.0, 300.0, band_min=207.0, band_max=253.0))
+    assert rules.check(0.0, 225.0) is None
+    assert rules.check(1.0, 161.0) == ("band", BAND_SCORE)
+    assert rules.check(2.0, 301.0) == ("limit", LIMIT_SCORE)
+
+
+def test_a_current_above_its_rating_is_an_overload() -> None:
+    """A current channel with only an upper band reports an overload above the rating."""
+    rules = ChannelRules(RuleParams(0.0, 120.0, band_max=100.0))
+    assert rules.check(0.0, 99.0) is None
+    assert rules.check(1.0, 104.0) == ("overload", BAND_SCORE)
+
+
+def test_supply_bands_come_from_the_nominal_values() -> None:
+    """Voltage bands follow nominal +- band, currents the rating, other channels none."""
+    assert supply_band("voltage_l1", 230.0, 0.1) == pytest.approx((207.0, 253.0))
+    assert supply_band("current_l2", 100.0, 0.1) == (None, 100.0)
+    assert supply_band("frequency", 50.0, 0.1) == (None, None)
+    assert supply_band("voltage_l1", 230.0, 0.0) == (None, None)

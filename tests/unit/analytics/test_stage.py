@@ -7,13 +7,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from gridedge.analytics.engine import Analytics, corrected
+from gridedge.analytics.engine import Analytics, ChannelLimits, corrected
 from gridedge.analytics.settings import AggregateConfig, AnalyticsConfig
 from gridedge.analytics.stage import AnalyticsSink
 from gridedge.model import Envelope, Kind, MeterStatus, Record, Sample, to_envelope
 
 T0 = 1_767_571_200.0
-LIMITS = {"m1": {"voltage_l1": (0.0, 300.0), "frequency": (45.0, 65.0)}}
+LIMITS = {"m1": {"voltage_l1": ChannelLimits(0.0, 300.0), "frequency": ChannelLimits(45.0, 65.0)}}
 
 
 class ListSink:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 from gridedge.analytics.engine import Analytics
 from gridedge.analytics.settings import AnalyticsConfig, TrendChannel, TrendConfig
@@ -84,3 +85,53 @@ def test_a_predicted_crossing_raises_a_predictive_alert_and_fills_the_forecast()
     horizons = forecasts[-1].body["horizons"]
     assert isinstance(horizons, dict)
     assert set(horizons) == {"1", "6", "12"}
+
+
+def _fed(values: list[float], params: TrendParams | None = None) -> Forecaster:
+    f = Forecaster((1,), params)
+    for i, v in enumerate(values):
+        f.update(1.7e9 + i, v)
+    return f
+
+
+def test_no_crossing_is_predicted_before_a_full_window_of_history() -> None:
+    """Eight steep samples are not evidence: nothing is predicted until the window is full."""
+    ramp = [228.0 + 0.5 * i for i in range(60)]
+    assert _fed(ramp[:8]).time_to_threshold(253.0, above=True, horizon_s=3600.0) is None
+    assert _fed(ramp).time_to_threshold(253.0, above=True, horizon_s=3600.0) is not None
+
+
+def test_a_noisy_flat_voltage_never_predicts_a_crossing() -> None:
+    """A flat 228 V with meter noise, an hour long, never yields a crossing of 253 V."""
+    rng = random.Random(4)
+    f = Forecaster((1,))
+    for i in range(3600):
+        f.update(1.7e9 + i, round(228.0 + rng.gauss(0.0, 0.05), 2))
+        assert f.time_to_threshold(253.0, above=True, horizon_s=3600.0) is None
+
+
+def test_a_slope_buried_in_noise_is_not_significant() -> None:
+    """A slope far smaller than its standard error predicts nothing, however near the limit."""
+    rng = random.Random(9)
+    noisy = [252.0 + 0.0005 * i + rng.gauss(0.0, 1.0) for i in range(60)]
+    assert _fed(noisy).time_to_threshold(253.0, above=True, horizon_s=3600.0) is None
+
+
+def test_the_crossing_time_carries_an_interval_around_it() -> None:
+    """A noisy ramp's crossing time lies inside its own interval, which has some width."""
+    rng = random.Random(2)
+    ramp = [228.0 + 0.05 * i + rng.gauss(0.0, 0.2) for i in range(120)]
+    crossing = _fed(ramp, TrendParams(slope_samples=120)).time_to_threshold(
+        240.0, above=True, horizon_s=3600.0
+    )
+    assert crossing is not None
+    assert crossing.seconds_high is not None
+    assert crossing.seconds_low < crossing.seconds < crossing.seconds_high
+
+
+def test_the_crossing_is_not_extrapolated_beyond_ten_windows() -> None:
+    """A clean ramp that would reach the limit in 30 windows predicts nothing yet."""
+    ramp = [200.0 + 0.01 * i for i in range(60)]
+    gap_steps = (253.0 - ramp[-1]) / 0.01
+    assert gap_steps > 10 * 60
+    assert _fed(ramp).time_to_threshold(253.0, above=True, horizon_s=1e6) is None

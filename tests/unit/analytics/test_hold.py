@@ -1,0 +1,58 @@
+"""Detector alerts are held while their fault lasts and clear soon after it ends."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gridedge.analytics.engine import Analytics
+from gridedge.analytics.hold import Hold, Reference
+from gridedge.analytics.settings import AnalyticsConfig
+from gridedge.model import Sample
+
+
+def _active(values: list[float]) -> list[bool]:
+    analytics = Analytics(AnalyticsConfig())
+    return [
+        analytics.process(Sample("m", 1.7e9 + 10.0 * i, {"x": v})).active
+        for i, v in enumerate(values)
+    ]
+
+
+def test_an_alert_stays_active_while_a_shift_lasts_and_clears_after() -> None:
+    """A 300-sample shift of 8 deviations is active for nearly all of it, cleared within 20
+    samples of its end, and nothing is active before it.
+    """
+    rng = random.Random(1)
+    normal = [100.0 + rng.gauss(0.0, 1.0) for _ in range(2000)]
+    shifted = [108.0 + rng.gauss(0.0, 1.0) for _ in range(300)]
+    after = [100.0 + rng.gauss(0.0, 1.0) for _ in range(300)]
+    active = _active(normal + shifted + after)
+    assert not any(active[400:2000])
+    assert sum(active[2000:2300]) >= 0.9 * 300
+    assert not any(active[2320:])
+
+
+def test_the_hold_releases_once_the_value_is_back_at_its_baseline() -> None:
+    """A hold started on a steady reference releases within a few values of a return."""
+    ref = Reference()
+    for v in [10.0, 10.2, 9.8, 10.1, 9.9] * 10:
+        ref.update(v)
+    ref.update(20.0)
+    hold = Hold()
+    hold.start("x", ref)
+    assert all(hold.update(20.0) for _ in range(20))
+    back = [hold.update(10.0) for _ in range(10)]
+    assert not back[-1]
+
+
+@given(st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=2, max_size=50))
+def test_a_reference_stays_between_the_values_it_saw(values: list[float]) -> None:
+    """A reference's level never leaves the range of the values it learned."""
+    ref = Reference()
+    for v in values:
+        ref.update(v)
+    assert min(values) - 1e-6 <= ref.level <= max(values) + 1e-6
+    assert ref.dev >= 0.0
