@@ -7,9 +7,9 @@ baseline before the change*? Every analysed channel keeps a :class:`Reference`: 
 average of its value and the typical deviation of values around it. When the device's detector
 alert is raised, the evidence channel's reference (from the values before the change) is frozen
 as the baseline; while a short average of the distance from that baseline stays beyond
-``tolerance`` deviations, the alert is held. The baseline follows the signal slowly
+``tolerance`` deviations, the alert is held. A second baseline follows the signal slowly
 (``1 / adapt_samples`` per value), so a change that turns out to be the new normal releases the
-alert in the end.
+alert in the end; a return to the frozen baseline releases it at once.
 """
 
 from __future__ import annotations
@@ -52,15 +52,15 @@ class Hold:
         adapt_samples: how slowly the baseline follows the signal while held.
     """
 
-    __slots__ = ("_a", "_base", "_channel", "_dist", "_tol", "_tolerance")
+    __slots__ = ("_a", "_base", "_channel", "_dist", "_frozen", "_near", "_tol", "_tolerance")
 
     def __init__(self, tolerance: float = 4.0, adapt_samples: int = 720) -> None:
         self._tolerance = tolerance
         self._a = 1.0 / adapt_samples
         self._channel: str | None = None
-        self._base = 0.0
+        self._base = self._frozen = 0.0
         self._tol = 0.0
-        self._dist = 0.0
+        self._dist = self._near = 0.0
 
     @property
     def channel(self) -> str | None:
@@ -70,10 +70,10 @@ class Hold:
     def start(self, channel: str, reference: Reference) -> None:
         """Freeze ``reference`` as it was before its latest value as the baseline of ``channel``."""
         self._channel = channel
-        self._base = reference.before
+        self._base = self._frozen = reference.before
         floor = 1e-3 * abs(reference.before) + 1e-9  # a meter's resolution, roughly
         self._tol = self._tolerance * max(reference.dev_before, floor)
-        self._dist = 0.0
+        self._dist = self._near = 0.0
 
     def stop(self) -> None:
         """Stop watching (the alert cleared)."""
@@ -81,7 +81,8 @@ class Hold:
 
     def update(self, value: float) -> bool:
         """Learn the watched channel's new value; True while it is still away from baseline."""
-        d = abs(value - self._base)
-        self._dist += _SHORT * (d - self._dist)
+        self._dist += _SHORT * (abs(value - self._base) - self._dist)
+        self._near += _SHORT * (abs(value - self._frozen) - self._near)
         self._base += self._a * (value - self._base)
-        return self._dist > self._tol
+        # Released when back at the baseline before the change, or at the slowly adapted one.
+        return self._dist > self._tol and self._near > self._tol

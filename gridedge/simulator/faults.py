@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gridedge.channels import CHANNELS
@@ -86,7 +86,7 @@ class FaultPlan:
     rate_per_hour: float = 0.0
     kinds: tuple[FaultKind, ...] = tuple(FaultKind)
     schedule: tuple[ScheduledFault, ...] = ()
-    default_magnitudes: bool = False
+    default_magnitudes: bool = field(default=False, metadata={"hidden": True})  # bench only
 
     def __post_init__(self) -> None:
         if not self.rate_per_hour >= 0:

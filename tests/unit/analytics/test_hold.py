@@ -22,12 +22,12 @@ def _active(values: list[float]) -> list[bool]:
 
 
 def test_an_alert_stays_active_while_a_shift_lasts_and_clears_after() -> None:
-    """A 300-sample shift of 8 deviations is active for nearly all of it, cleared within 20
+    """A 300-sample shift of 10 deviations is active for nearly all of it, cleared within 20
     samples of its end, and nothing is active before it.
     """
     rng = random.Random(1)
     normal = [100.0 + rng.gauss(0.0, 1.0) for _ in range(2000)]
-    shifted = [108.0 + rng.gauss(0.0, 1.0) for _ in range(300)]
+    shifted = [110.0 + rng.gauss(0.0, 1.0) for _ in range(300)]
     after = [100.0 + rng.gauss(0.0, 1.0) for _ in range(300)]
     active = _active(normal + shifted + after)
     assert not any(active[400:2000])
