@@ -22,17 +22,13 @@ from dataclasses import dataclass
 
 from gridedge.channels import CHANNELS
 from gridedge.drivers import Driver
-from gridedge.simulator.faults import (
-    ActiveFault,
-    FaultEvent,
-    FaultKind,
-    FaultPlan,
-    FaultTimeline,
+from gridedge.simulator.effects import (
     PhaseEffects,
     distort_readings,
     frozen_channels,
     phase_effects,
 )
+from gridedge.simulator.faults import ActiveFault, FaultEvent, FaultKind, FaultPlan, FaultTimeline
 from gridedge.simulator.load import LoadModel, seasonal_ambient_c
 from gridedge.simulator.load import LoadProfile as LoadProfile
 
