@@ -24,8 +24,7 @@ from gridedge.cli.modbus import add_emulate_command, add_scan_command
 from gridedge.cli.outbox import add_outbox_command
 from gridedge.cli.preflight import preflight
 from gridedge.cli.tail import add_tail_command
-from gridedge.config import load_config
-from gridedge.configdump import dump_toml
+from gridedge.config import dump_toml, load_config
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
 from gridedge.errors import ConfigError, GridedgeError, LinkError, OutboxError
 from gridedge.log import LogFormat, LogLevel, configure, get_logger

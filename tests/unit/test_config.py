@@ -13,10 +13,10 @@ from gridedge.config import (
     OnFull,
     SimulatedLinkConfig,
     Synchronous,
+    dump_toml,
     load_config,
     parse_config,
 )
-from gridedge.configdump import dump_toml
 from gridedge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,6 @@ STAGES: tuple[tuple[str, ...], ...] = (
         "gridedge.channels",
         "gridedge.drivers",
         "gridedge.tomlread",
-        "gridedge.configdump",
         "gridedge",
     ),
     ("gridedge.links", "gridedge.simulator"),

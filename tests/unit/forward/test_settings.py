@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from gridedge.config import Config, parse_config
-from gridedge.configdump import dump_toml
+from gridedge.config import Config, dump_toml, parse_config
 from gridedge.errors import ConfigError, ForwardError
 from gridedge.forward.settings import MqttProtocol, enabled_names, read_password
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from gridedge.config import Config, SimulatedLinkConfig, parse_config
-from gridedge.configdump import dump_toml
+from gridedge.config import Config, SimulatedLinkConfig, dump_toml, parse_config
 from gridedge.errors import ConfigError
 from gridedge.links.modbus.settings import (
     LinkType,
