@@ -11,8 +11,9 @@ import asyncio
 import datetime as dt
 import errno
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -161,44 +162,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 1e9:
-        raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text!r}")
-    return value
+def _bounded(
+    convert: Callable[[str], float], ok: Callable[[float], bool], expected: str
+) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` the text, then refuse what ``ok`` rejects, in one line."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = math.nan  # fails every bound below
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 0 < value <= 1_000_000_000:
-        raise argparse.ArgumentTypeError(f"expected an integer greater than 0, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected an integer 0..{2**32 - 1}, got {text!r}")
-    return value
-
-
-def _fault_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"expected faults per hour 0..3600, got {text!r}")
-    return value
+_positive_float = _bounded(float, lambda v: 0 < v <= 1e9, "a number greater than 0")
+_positive_int = _bounded(int, lambda v: 0 < v <= 1_000_000_000, "an integer greater than 0")
+_seed = _bounded(int, lambda v: 0 <= v < 2**32, f"an integer 0..{2**32 - 1}")
+_fault_rate = _bounded(float, lambda v: 0 <= v <= 3600, "faults per hour 0..3600")
 
 
 class _Parser(argparse.ArgumentParser):
