@@ -79,7 +79,7 @@ async def run(
             sink = analytics = AnalyticsSink(sink, config.analytics, driver_limits(meters))
             runtime.analytics = analytics.stats
             board.use_scores(analytics.scores)
-        links = await open_links(config.meters, config.drivers, stack)
+        links = await open_links(config.meters, config.drivers, stack, runtime.buses)
         await stack.enter_async_context(
             serve_http(config.http, runtime, Metrics(runtime, readings=config.http.readings))
         )

@@ -10,6 +10,7 @@ from gridedge.errors import DriverError
 from gridedge.links import Link
 from gridedge.links.modbus.bus import ModbusBus, open_modbus_bus
 from gridedge.links.modbus.link import ModbusLink
+from gridedge.links.modbus.stats import BusStats
 from gridedge.links.modbus.sunspec import SunSpecLink
 from gridedge.links.settings import MeterConfig, SimulatedLinkConfig
 from gridedge.links.simulated import SimulatedLink, log_fault
@@ -17,13 +18,17 @@ from gridedge.simulator.physics import MeterSimulator
 
 
 async def open_links(
-    meters: Sequence[MeterConfig], drivers: Mapping[str, Driver], stack: AsyncExitStack
+    meters: Sequence[MeterConfig],
+    drivers: Mapping[str, Driver],
+    stack: AsyncExitStack,
+    bus_stats: dict[str, BusStats] | None = None,
 ) -> dict[str, Link]:
     """One link per configured meter, by meter id.
 
     Meters on the same bus (``host:port`` or serial port) share one :class:`ModbusBus`, entered
     on ``stack`` so the connection closes when the stack unwinds. Nothing connects here: the
-    first read does, so a bus that is down at start-up only makes its meters go offline.
+    first read does, so a bus that is down at start-up only makes its meters go offline. Each
+    bus's counters are registered in ``bus_stats`` (by bus identity) when given.
     """
     buses: dict[str, ModbusBus] = {}
     links: dict[str, Link] = {}
@@ -35,6 +40,8 @@ async def open_links(
         bus = buses.get(link.bus)
         if bus is None:
             bus = buses[link.bus] = await stack.enter_async_context(open_modbus_bus(link))
+            if bus_stats is not None:
+                bus_stats[link.bus] = bus.stats
         driver = drivers[meter.driver]
         if link.sunspec:
             if driver.sunspec is None:

@@ -34,6 +34,7 @@ from gridedge.outbox.schema import DropReason, OutboxStats
 if TYPE_CHECKING:
     from gridedge.analytics.stage import AnalyticsStats
     from gridedge.forward.state import UpstreamState
+    from gridedge.links.modbus.stats import BusStats
     from gridedge.ops.runtime import OutboxView, Runtime
     from gridedge.poll import MeterState
 
@@ -91,6 +92,7 @@ class _RuntimeCollector:
         build.add_metric([], {"version": __version__})
         yield build
         yield from _meter_families(list(runtime.meters.values()))
+        yield from _bus_families([runtime.buses[b] for b in sorted(runtime.buses)])
         if runtime.outbox is not None:
             yield from _outbox_families(runtime.outbox, self.stats, self._clock())
         yield from _upstream_families(runtime.upstreams)
@@ -137,6 +139,44 @@ def _meter_families(meters: list[MeterState]) -> Iterator[Metric]:
         buckets = [(_le(b), float(n)) for b, n in m.read_seconds.cumulative()]
         duration.add_metric([m.device], buckets, m.read_seconds.total)
     yield from (errors, online, last, duration)
+
+
+def _bus_families(buses: list[BusStats]) -> Iterator[Metric]:
+    label = ["bus"]
+    counters: tuple[tuple[str, str, Callable[[BusStats], int]], ...] = (
+        ("gridedge_modbus_requests_total", "Modbus requests sent per bus.", lambda b: b.requests),
+        (
+            "gridedge_modbus_sent_bytes_total",
+            "Request bytes written per bus.",
+            lambda b: b.bytes_sent,
+        ),
+        (
+            "gridedge_modbus_received_bytes_total",
+            "Bytes received per bus, valid or not.",
+            lambda b: b.bytes_received,
+        ),
+    )
+    for name, doc, read in counters:
+        family = CounterMetricFamily(name, doc, labels=label)
+        for b in buses:
+            family.add_metric([b.bus], read(b))
+        yield family
+    errors = CounterMetricFamily(
+        "gridedge_modbus_errors_total",
+        "Failed Modbus reads per bus and kind.",
+        labels=["bus", "kind"],
+    )
+    duration = HistogramMetricFamily(
+        "gridedge_modbus_request_duration_seconds",
+        "Time from a Modbus request to its answer or failure.",
+        labels=label,
+    )
+    for b in buses:
+        for kind, n in sorted(b.errors.items()):
+            errors.add_metric([b.bus, kind], n)
+        buckets = [(_le(bound), float(n)) for bound, n in b.request_seconds.cumulative()]
+        duration.add_metric([b.bus], buckets, b.request_seconds.total)
+    yield from (errors, duration)
 
 
 def _outbox_families(outbox: OutboxView, stats: OutboxStats | None, now: float) -> Iterator[Metric]:

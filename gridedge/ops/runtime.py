@@ -13,6 +13,7 @@ from typing import Protocol
 
 from gridedge.analytics.stage import AnalyticsStats
 from gridedge.forward.state import UpstreamState
+from gridedge.links.modbus.stats import BusStats
 from gridedge.ops.status.board import StatusBoard
 from gridedge.outbox.schema import OutboxStats
 from gridedge.poll import MeterState
@@ -70,6 +71,7 @@ class Runtime:
         outbox: the open outbox, once it is open.
         upstreams: each forwarder's state by upstream name.
         analytics: the analytics stage's counters, when analytics run.
+        buses: each Modbus bus's counters by bus identity (``host:port`` or serial port).
         status: what the status page shows beyond the rest (meter metadata, history, alerts).
     """
 
@@ -77,4 +79,5 @@ class Runtime:
     outbox: OutboxView | None = None
     upstreams: dict[str, UpstreamState] = field(default_factory=dict)
     analytics: AnalyticsStats | None = None
+    buses: dict[str, BusStats] = field(default_factory=dict)
     status: StatusBoard | None = None

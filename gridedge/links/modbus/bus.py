@@ -53,6 +53,7 @@ from gridedge.links.modbus.settings import (
     ModbusRtuLinkConfig,
     RtuOverTcpLinkConfig,
 )
+from gridedge.links.modbus.stats import RTU_READ_REQUEST_BYTES, TCP_READ_REQUEST_BYTES, BusStats
 from gridedge.log import FailureStreak, get_logger
 
 _log = get_logger("modbus")
@@ -114,6 +115,8 @@ class _ResponseGuard:
         """Function code and data of the last response pymodbus decoded since :meth:`reset`."""
         self.garbled = 0
         """Received buffers that pymodbus failed to decode."""
+        self.stats: BusStats | None = None
+        """Where arriving bytes are counted."""
 
     def reset(self) -> None:
         """Forget the previous request's response (call before sending)."""
@@ -127,6 +130,8 @@ class _ResponseGuard:
     def _on_bytes(self, data: bytes, addr: tuple[Any, ...] | None) -> None:
         if data:
             self.received = True
+            if self.stats is not None:
+                self.stats.bytes_received += len(data)
         self._datagram_received(data, addr)
 
     def _on_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
@@ -165,8 +170,10 @@ class ModbusBus:
         self._retry_delay_s = 0.0
         self._silent = 0
         self._streak = FailureStreak(_log, "modbus.connect", bus=self._name)
-        self.requests = 0
-        """Requests sent on this bus."""
+        self._request_bytes = RTU_READ_REQUEST_BYTES if self._serial else TCP_READ_REQUEST_BYTES
+        self.stats = BusStats(self._name)
+        """Requests, failures, bytes and latency since the bus was opened."""
+        self._guard.stats = self.stats
         self.connects = 0
         """Connections opened."""
 
@@ -174,6 +181,11 @@ class ModbusBus:
     def name(self) -> str:
         """The bus identity (``host:port`` or the serial port)."""
         return self._name
+
+    @property
+    def requests(self) -> int:
+        """Requests sent on this bus."""
+        return self.stats.requests
 
     async def read(
         self,
@@ -188,15 +200,24 @@ class ModbusBus:
         """Read ``count`` registers (or bits, as 0/1); see ``RegisterBus.read``."""
         async with self._lock:
             loop = asyncio.get_running_loop()
-            await self._connect(device, timeout_s)
+            try:
+                await self._connect(device, timeout_s)
+            except LinkError as exc:
+                self.stats.errors[exc.kind] += 1
+                raise
             gap = self._quiet_since + self._gap_s - loop.time()
             if gap > 0:
                 # Modbus RTU: a frame ends with a silent interval; sending earlier merges frames.
                 await asyncio.sleep(gap)
+            sent = loop.time()
             try:
                 return await self._transact(device, unit_id, table, address, count, timeout_s)
+            except LinkError as exc:
+                self.stats.errors[exc.kind] += 1
+                raise
             finally:
                 self._quiet_since = loop.time()
+                self.stats.request_seconds.observe(self._quiet_since - sent)
 
     def close(self) -> None:
         """Close the connection (a later request would open it again)."""
@@ -242,7 +263,8 @@ class ModbusBus:
         timeout_s: float,
     ) -> list[int]:
         self._guard.reset()
-        self.requests += 1
+        self.stats.requests += 1
+        self.stats.bytes_sent += self._request_bytes
         call = getattr(self._client, _READ_METHODS[table])
         try:
             async with asyncio.timeout(timeout_s):
