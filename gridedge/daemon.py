@@ -24,6 +24,7 @@ from gridedge.forward.forwarder import start_forwarders
 from gridedge.forward.settings import enabled_names
 from gridedge.links import Link
 from gridedge.links.factory import open_links
+from gridedge.links.modbus.sunspec import SunSpecLink
 from gridedge.log import get_logger
 from gridedge.model import Sink
 from gridedge.ops.health import fleet_report
@@ -152,7 +153,12 @@ def _start_polling(
             offline_after=meter.offline_after,
             max_backoff_s=meter.max_backoff_s,
         )
-        channels = len(config.drivers[meter.driver].channels)
-        coro = poll_forever(links[meter.id], schedule, sink, state, channels=channels)
+        link = links[meter.id]
+        # A complete sample has every channel the meter really has: computed ones included,
+        # and under SunSpec discovery only those of the model instance found.
+        channels: int | Callable[[], int] = len(config.drivers[meter.driver].channel_names)
+        if isinstance(link, SunSpecLink):
+            channels = link.complete_channels
+        coro = poll_forever(link, schedule, sink, state, channels=channels)
         tasks.append(tg.create_task(coro, name=f"poll:{meter.id}"))
     return tasks

@@ -91,7 +91,7 @@ async def poll_forever(
     sink: Sink,
     state: MeterState,
     *,
-    channels: int,
+    channels: int | Callable[[], int],
     wallclock: Callable[[], float] = time.time,
 ) -> None:
     """Read ``link`` on ``schedule`` and hand each sample to ``sink``, until cancelled.
@@ -101,7 +101,8 @@ async def poll_forever(
         schedule: interval, phase and backoff.
         sink: stores samples and status changes.
         state: updated in place after every attempt.
-        channels: how many channels a complete sample has (fewer makes it partial).
+        channels: how many channels a complete sample has (fewer makes it partial), or how to
+            ask the link after each read (SunSpec discovery learns it from the device).
         wallclock: source of sample timestamps (UTC epoch seconds).
     """
     loop = asyncio.get_running_loop()
@@ -141,7 +142,7 @@ async def _attempt(
     sink: Sink,
     state: MeterState,
     streak: FailureStreak,
-    channels: int,
+    channels: int | Callable[[], int],
 ) -> bool:
     """One read of the meter, stored; a ``LinkError`` is handled here, anything else raised.
 
@@ -157,7 +158,8 @@ async def _attempt(
         await _failed(exc.kind, exc.detail, ts, schedule, sink, state, streak)
         return False
     state.read_seconds.observe(loop.time() - started)
-    await _succeeded(values, ts, sink, state, streak, channels)
+    expected = channels() if callable(channels) else channels
+    await _succeeded(values, ts, sink, state, streak, expected)
     return True
 
 

@@ -65,7 +65,9 @@ def parse_meters(root: Table, drivers: Mapping[str, Driver]) -> tuple[MeterConfi
                 raise t.fail("id", f"duplicate meter id {meter.id!r} (also {first_seen[meter.id]})")
             first_seen[meter.id] = t.path
             if not isinstance(meter.link, SimulatedLinkConfig):
-                buses.add(meter.id, meter.link, t)
+                sunspec = drivers[meter.driver].sunspec
+                model = None if sunspec is None else sunspec.model
+                buses.add(meter.id, meter.link, t, model)
             meters.append(meter)
     return tuple(meters)
 

@@ -214,16 +214,19 @@ INVERTER_VALUES |= {"energy_export": 12345.678, "temperature_cabinet": 41.5}
 MPPT_VALUES = {"dc_power_s1": 3300.0, "dc_voltage_s1": 598.2, "dc_current_s1": 5.52}
 MPPT_VALUES |= {"dc_power_s2": 3400.0, "dc_voltage_s2": 603.9, "dc_current_s2": 5.63}
 METER_VALUES = {"active_power": -2500.0, "voltage_l1": 231.0, "energy_import": 9876.543}
+METER2_VALUES = {"active_power": 1200.0, "voltage_l1": 229.4, "energy_import": 4321.5}
+METER2_VALUES |= {"reactive_power": -300.0, "frequency": 50.02}
 
 
 def _chain(base: int) -> dict[int, int]:
-    """Models 1, 103, 160 (2 strings), 203; 103's heatsink temperature and 203's reactive
-    power scale factor hold the "not implemented" sentinel.
+    """Models 1, 103, 160 (2 strings), 203 and a second 203; 103's heatsink temperature and the
+    first 203's reactive power scale factor hold the "not implemented" sentinel.
     """
     models = [
         (DRIVERS["sunspec-inverter-103"], INVERTER_VALUES, 50),
         (DRIVERS["sunspec-mppt-160"], MPPT_VALUES, 8 + 2 * 20),
         (DRIVERS["sunspec-meter-203"], METER_VALUES, 105),
+        (DRIVERS["sunspec-meter-203"], METER2_VALUES, 105),
     ]
     image = chain_image(base, models, COMMON)
     inverter = bind(DRIVERS["sunspec-inverter-103"], ModelInstance(103, base + 70, 50))
@@ -250,13 +253,31 @@ async def test_a_sunspec_chain_is_discovered_and_each_model_polled(
                 d: SunSpecLink(d, DRIVERS[d], bus, unit_id=1, timeout_s=2, base=configured)
                 for d in ("sunspec-inverter-103", "sunspec-mppt-160", "sunspec-meter-203")
             }
+            second = SunSpecLink(
+                "m2",
+                DRIVERS["sunspec-meter-203"],
+                bus,
+                unit_id=1,
+                timeout_s=2,
+                base=configured,
+                index=2,
+            )
             inverter = await links["sunspec-inverter-103"].read()
             mppt = await links["sunspec-mppt-160"].read()
             meter = await links["sunspec-meter-203"].read()
+            meter2 = await second.read()
     chain = links["sunspec-meter-203"].chain
     assert chain is not None
     assert chain.base == base
-    assert [m.model for m in chain.models] == [1, 103, 160, 203]
+    assert [m.model for m in chain.models] == [1, 103, 160, 203, 203]
+    assert second.inner is not None
+    assert second.inner.plan[0].address > base + 279  # the second 203, after the first
+    for name, value in METER2_VALUES.items():
+        assert meter2[name] == pytest.approx(value, abs=0.011), name
+    assert second.complete_channels() == len(meter2)  # all of the second instance's channels
+    # Model 160 declares 4 strings, this instance has 2: complete means the 2 strings' channels.
+    mppt_link = links["sunspec-mppt-160"]
+    assert mppt_link.complete_channels() == len(mppt) < len(DRIVERS["sunspec-mppt-160"].channels)
     assert chain.common == COMMON
     for values, expected in ((inverter, INVERTER_VALUES), (mppt, MPPT_VALUES)):
         for name, value in expected.items():
@@ -269,39 +290,65 @@ async def test_a_sunspec_chain_is_discovered_and_each_model_polled(
     assert all(link.inner is not None and not link.inner.errors for link in links.values())
 
 
-async def test_the_daemon_polls_a_sunspec_model_at_a_configured_base(tmp_path: Path) -> None:
-    """With `sunspec = true` and `sunspec_base = 1000`, the daemon finds model 203 at 1172 and
-    stores partial samples (the sentinels) with the scaled values.
+async def test_the_daemon_polls_each_sunspec_model_instance_as_a_device(tmp_path: Path) -> None:
+    """With `sunspec = true` and `sunspec_base = 1000`, four meters on one unit poll its four
+    model instances (103, 160, and 203 twice via `sunspec_index`): each stores its own values,
+    scaled; a sentinel makes a sample partial, a 160 with 2 of its 4 strings is complete.
     """
     async with serve_modbus(image_source(_chain(1000)), TcpEndpoint(port=0)) as where:
         host, _, port = where.rpartition(":")
         link = {"type": "modbus-tcp", "host": host, "port": int(port), "timeout_s": 2.0}
         link |= {"sunspec": True, "sunspec_base": 1000}
+        polled = {
+            "pv": ("sunspec-inverter-103", 1),
+            "mppt": ("sunspec-mppt-160", 1),
+            "grid": ("sunspec-meter-203", 1),
+            "grid2": ("sunspec-meter-203", 2),
+        }
+        meters = [
+            {
+                "id": meter_id,
+                "driver": driver_id,
+                "interval_s": 0.1,
+                "link": link | {"sunspec_index": index},
+            }
+            for meter_id, (driver_id, index) in polled.items()
+        ]
         doc = {
             "outbox": {"path": "outbox.sqlite3"},
             "http": {"enabled": False},
             "analytics": {"enabled": False},
-            "meters": [
-                {"id": "grid", "driver": "sunspec-meter-203", "interval_s": 0.1, "link": link}
-            ],
+            "meters": meters,
         }
         config = parse_config(doc, source="t.toml", base_dir=tmp_path)
         runtime = daemon.Runtime()
 
         def sampled() -> bool:
-            return bool(runtime.meters) and runtime.meters["grid"].samples >= 2
+            states = runtime.meters
+            return len(states) == len(polled) and all(m.samples >= 2 for m in states.values())
 
         async with asyncio.timeout(30):
             await daemon.run(
                 config, shutdown_trigger=lambda: until(sampled, 20, "2 samples"), runtime=runtime
             )
     with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
-        body = db.execute("SELECT body FROM envelopes WHERE kind = 'sample' LIMIT 1").fetchone()[0]
-    sample = json.loads(body)
-    assert sample["quality"] == "partial"
-    assert sample["values"]["active_power"] == pytest.approx(-2500.0)
-    assert sample["values"]["voltage_l1"] == pytest.approx(231.0)
-    assert "reactive_power" not in sample["values"]
+        rows = db.execute(
+            "SELECT device, body FROM envelopes WHERE kind = 'sample' ORDER BY seq"
+        ).fetchall()
+    first: dict[str, dict[str, Any]] = {}
+    for device, body in rows:
+        first.setdefault(device, json.loads(body))
+    assert set(first) == set(polled)
+    quality = {device: sample["quality"] for device, sample in first.items()}
+    assert quality == {"pv": "partial", "mppt": "good", "grid": "partial", "grid2": "good"}
+    expected = {"pv": INVERTER_VALUES, "mppt": MPPT_VALUES, "grid": METER_VALUES}
+    expected["grid2"] = METER2_VALUES
+    for device, values in expected.items():
+        for name, value in values.items():
+            assert first[device]["values"][name] == pytest.approx(value, abs=0.011), (device, name)
+    assert "reactive_power" not in first["grid"]["values"]
+    assert "temperature_heatsink" not in first["pv"]["values"]
+    assert not any(name.endswith(("_s3", "_s4")) for name in first["mppt"]["values"])
 
 
 async def test_the_daemon_discovers_an_emulate_process_at_a_non_standard_base(

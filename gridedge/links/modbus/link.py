@@ -93,6 +93,7 @@ class ModbusLink:
             driver.channels, driver.max_registers_per_request, driver.max_gap_registers
         )
         self._computed = driver.computed
+        self._channel_count = len(driver.channel_names)
         self._answered_last = True
         self.errors: Counter[str] = Counter()
         """Failed requests by error kind, retried ones included; ``decode`` counts channels
@@ -112,6 +113,11 @@ class ModbusLink:
     def unit_id(self) -> int:
         """The meter's Modbus unit id."""
         return self._unit_id
+
+    @property
+    def channel_count(self) -> int:
+        """How many values a complete read returns (register and computed channels)."""
+        return self._channel_count
 
     @property
     def plan(self) -> Sequence[ReadRequest]:

@@ -195,14 +195,20 @@ class BusCheck:
 
     def __init__(self) -> None:
         self._buses: dict[str, tuple[ModbusLinkConfig, str]] = {}
-        self._units: dict[tuple[str, int], str] = {}
+        # Per unit: (what each meter polls there, meter id); None is the whole unit.
+        self._units: dict[tuple[str, int], list[tuple[tuple[int, int] | None, str]]] = {}
 
-    def add(self, meter_id: str, link: ModbusLinkConfig, t: Table) -> None:
+    def add(
+        self, meter_id: str, link: ModbusLinkConfig, t: Table, sunspec_model: int | None = None
+    ) -> None:
         """Register a meter read from table ``t``.
+
+        A unit is one meter, except under SunSpec discovery: then each instance of a model in
+        the unit's chain (``sunspec_model``, ``link.sunspec_index``) is a meter of its own.
 
         Raises:
             ConfigError: the bus is already used with other settings, or another meter on it
-                has the same unit id.
+                polls the same unit (the same model instance, under SunSpec discovery).
         """
         first = self._buses.setdefault(link.bus, (link, meter_id))
         differs = _bus_settings(first[0]) != _bus_settings(link)
@@ -213,13 +219,25 @@ class BusCheck:
                 f"({_describe(first[0])}); meters on one bus share its type and settings",
                 t.source,
             )
-        other = self._units.setdefault((link.bus, link.unit_id), meter_id)
-        if other != meter_id:
-            raise ConfigError(
-                t.key_path("link.unit_id"),
-                f"unit id {link.unit_id} on bus {link.bus!r} is already used by meter {other!r}",
-                t.source,
-            )
+        part = (sunspec_model, link.sunspec_index) if link.sunspec and sunspec_model else None
+        taken = self._units.setdefault((link.bus, link.unit_id), [])
+        for other_part, other in taken:
+            if part is None or other_part is None:
+                raise ConfigError(
+                    t.key_path("link.unit_id"),
+                    f"unit id {link.unit_id} on bus {link.bus!r} is already used by meter "
+                    f"{other!r}",
+                    t.source,
+                )
+            if part == other_part:
+                raise ConfigError(
+                    t.key_path("link.sunspec_index"),
+                    f"instance {part[1]} of SunSpec model {part[0]} of unit {link.unit_id} on "
+                    f"bus {link.bus!r} is already polled by meter {other!r}; a further instance "
+                    f"needs sunspec_index = {part[1] + 1}",
+                    t.source,
+                )
+        taken.append((part, meter_id))
 
 
 def _bus_settings(link: ModbusLinkConfig) -> tuple[object, ...]:

@@ -232,6 +232,14 @@ class SunSpecLink:
         """The link to the bound model, once discovered."""
         return self._inner
 
+    def complete_channels(self) -> int:
+        """How many values a complete read returns: those of the model instance found (a
+        model 160 with 2 strings has fewer than its driver declares), the driver's before.
+        """
+        if self._inner is None:
+            return len(self._driver.channel_names)
+        return self._inner.channel_count
+
     async def read(self) -> dict[str, float]:
         """Discover the chain (the first time), then read the bound model.
 

@@ -163,6 +163,51 @@ def test_two_meters_with_one_unit_id_on_one_bus_are_rejected(tmp_path: Path) -> 
     assert "'m1'" in err.problem
 
 
+def _sunspec_doc(*meters: tuple[str, int | None]) -> dict[str, Any]:
+    """Meters on unit 1 of one gateway: (driver, sunspec_index or None for no discovery)."""
+    doc: dict[str, Any] = {"gateway": {"id": "gw"}, "meters": []}
+    for i, (driver, index) in enumerate(meters, start=1):
+        link: dict[str, Any] = {"type": "modbus-tcp", "host": "gw", "unit_id": 1}
+        if index is not None:
+            link |= {"sunspec": True, "sunspec_index": index}
+        doc["meters"].append({"id": f"m{i}", "driver": driver, "link": link})
+    return doc
+
+
+def test_each_sunspec_model_instance_of_one_unit_is_a_meter(tmp_path: Path) -> None:
+    """Under SunSpec discovery one unit holds a meter per model instance: an inverter, its
+    MPPT model and two instances of meter model 203 all poll unit 1.
+    """
+    doc = _sunspec_doc(
+        ("sunspec-inverter-103", 1),
+        ("sunspec-mppt-160", 1),
+        ("sunspec-meter-203", 1),
+        ("sunspec-meter-203", 2),
+    )
+    assert _unit_ids(_parse(doc, tmp_path)) == [("m1", 1), ("m2", 1), ("m3", 1), ("m4", 1)]
+
+
+def test_one_sunspec_model_instance_polled_twice_is_rejected(tmp_path: Path) -> None:
+    """Two meters on the same instance of a model would store the same device twice; the
+    second one's sunspec_index is named, with the index a second instance needs.
+    """
+    err = _error(_sunspec_doc(("sunspec-meter-203", 1), ("sunspec-meter-203", 1)), tmp_path)
+    assert err.path == "meters[1].link.sunspec_index"
+    assert "'m1'" in err.problem
+    assert "sunspec_index = 2" in err.problem
+
+
+def test_a_unit_without_discovery_is_one_meter_even_beside_sunspec_ones(tmp_path: Path) -> None:
+    """A meter polling the unit's fixed layout takes the whole unit, in either order."""
+    for meters in (
+        (("sunspec-meter-203", 1), ("sunspec-meter-203", None)),
+        (("sunspec-meter-203", None), ("sunspec-inverter-103", 1)),
+    ):
+        err = _error(_sunspec_doc(*meters), tmp_path)
+        assert err.path == "meters[1].link.unit_id"
+        assert "'m1'" in err.problem
+
+
 def test_one_unit_id_on_two_buses_is_fine(tmp_path: Path) -> None:
     """The same unit id on different buses are different meters."""
     doc = _doc({"type": "modbus-tcp", "host": "a"}, {"type": "modbus-tcp", "host": "b"})
