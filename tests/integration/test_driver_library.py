@@ -19,7 +19,7 @@ import pytest
 
 from gridedge import daemon
 from gridedge.config import parse_config
-from gridedge.drivers import BUILTIN_DRIVERS_DIR, Driver, load_drivers
+from gridedge.drivers import BUILTIN_DRIVERS_DIR, Driver, RegisterTable, load_drivers
 from gridedge.links.modbus.bus import open_modbus_bus
 from gridedge.links.modbus.codec import compute, decode_response, read_scale_factors
 from gridedge.links.modbus.emulator import chain_image, image_source
@@ -38,6 +38,9 @@ pytestmark = pytest.mark.integration
 
 DRIVERS = load_drivers([BUILTIN_DRIVERS_DIR])
 MBPOLL_SAMPLE = ("sunspec-inverter-103", "sunspec-meter-213", "sunspec-mppt-160", "abb-b23")
+# Input-register maps and 16-bit integer maps among the newer vendor files.
+MBPOLL_SAMPLE += ("eastron-sdm72d-m", "lovato-dmg210", "saia-burgess-ale3", "carlo-gavazzi-em330")
+MBPOLL_TABLES = {RegisterTable.HOLDING: "4:hex", RegisterTable.INPUT: "3:hex"}
 Reading = tuple[dict[str, float], dict[str, float], list[list[int]]]
 
 
@@ -163,11 +166,11 @@ def test_the_daemon_reads_every_driver_as_the_emulator_encoded_it(
         assert stored["frequency"] == pytest.approx(driver.nominal.frequency_hz, abs=1.0)
 
 
-def _mbpoll_words(port: str, address: int, count: int) -> list[int]:
+def _mbpoll_words(port: str, table: RegisterTable, address: int, count: int) -> list[int]:
     done = subprocess.run(
         [
             *(require("mbpoll"), "-m", "tcp", "-p", port, "-a", "1", "-0"),
-            *("-r", str(address), "-c", str(count), "-t", "4:hex", "-1", "127.0.0.1"),
+            *("-r", str(address), "-c", str(count), "-t", MBPOLL_TABLES[table], "-1", "127.0.0.1"),
         ],
         capture_output=True,
         text=True,
@@ -195,7 +198,8 @@ def test_mbpoll_reads_the_registers_the_daemon_decoded(driver_id: str) -> None:
         port = address.rpartition(":")[2]
         plan = ModbusLink("p", driver, _NoBus(), unit_id=1, timeout_s=1).plan
         for request, registers in zip(plan, raw, strict=True):
-            assert _mbpoll_words(port, request.address, request.count) == registers
+            words = _mbpoll_words(port, request.table, request.address, request.count)
+            assert words == registers
     assert set(values) == set(driver.channel_names)
 
 
