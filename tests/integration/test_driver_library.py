@@ -37,9 +37,10 @@ from tests.integration.modbusparts import emulator_subprocess, require, until
 pytestmark = pytest.mark.integration
 
 DRIVERS = load_drivers([BUILTIN_DRIVERS_DIR])
-MBPOLL_SAMPLE = ("sunspec-inverter-103", "sunspec-meter-213", "sunspec-mppt-160", "abb-b23")
-# Input-register maps and 16-bit integer maps among the newer vendor files.
-MBPOLL_SAMPLE += ("eastron-sdm72d-m", "lovato-dmg210", "saia-burgess-ale3", "carlo-gavazzi-em330")
+# SunSpec, integer holding-register maps, input-register maps and 16-bit integer maps.
+MBPOLL_SAMPLE: tuple[str, ...] = ("sunspec-inverter-103", "sunspec-meter-213", "sunspec-mppt-160")
+MBPOLL_SAMPLE += ("abb-b23", "eastron-sdm72d-m", "lovato-dmg210", "saia-burgess-ale3")
+MBPOLL_SAMPLE += ("carlo-gavazzi-em330",)
 MBPOLL_TABLES = {RegisterTable.HOLDING: "4:hex", RegisterTable.INPUT: "3:hex"}
 Reading = tuple[dict[str, float], dict[str, float], list[list[int]]]
 
