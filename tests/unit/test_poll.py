@@ -55,7 +55,10 @@ class ListSink:
 
 
 async def _run_until(
-    link: ScriptedLink, schedule: Schedule, done: Callable[[ListSink], bool], channels: int = 2
+    link: ScriptedLink,
+    schedule: Schedule,
+    done: Callable[[ListSink], bool],
+    channels: int | Callable[[], int] = 2,
 ) -> tuple[ListSink, MeterState]:
     sink, state = ListSink(link.progress), MeterState("m1")
     task = asyncio.create_task(poll_forever(link, schedule, sink, state, channels=channels))
@@ -114,6 +117,26 @@ async def test_samples_carry_values_and_quality() -> None:
     assert samples[0].body == {"values": {"a": 1.0, "b": 2.0}, "quality": Quality.GOOD.value}
     assert samples[1].body["quality"] == Quality.PARTIAL.value
     assert state.values >= 3
+
+
+async def test_completeness_is_asked_of_the_link_after_each_read() -> None:
+    """A link that learns its channel count while reading (SunSpec discovery) is asked after
+    each read: the same two values are partial while it expects three, good once it expects two.
+    """
+    link = ScriptedLink([{"a": 1.0, "b": 2.0}])
+    asked: list[int] = []
+
+    def expected() -> int:
+        asked.append(link.reads)
+        return 3 if len(asked) == 1 else 2
+
+    def three_samples(sink: ListSink) -> bool:
+        return sum(e.kind is Kind.SAMPLE for e in sink.envelopes) >= 3
+
+    sink, _ = await _run_until(link, Schedule(interval_s=0.001), three_samples, channels=expected)
+    assert asked[:3] == [1, 2, 3]  # once after each read
+    qualities = [e.body["quality"] for e in sink.envelopes if e.kind is Kind.SAMPLE]
+    assert qualities[:3] == [Quality.PARTIAL.value, Quality.GOOD.value, Quality.GOOD.value]
 
 
 async def test_meter_goes_offline_then_online_with_status_envelopes() -> None:
