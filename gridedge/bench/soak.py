@@ -55,10 +55,10 @@ class SoakPlan:
     """
 
     cycles: int = 20
-    cycle_s: float = 6.0
+    cycle_s: float = 10.0
     outage_s: float = 60.0
     outage_cycle: int = 4
-    move_aside_cycle: int = 15
+    move_aside_cycle: int = 16
     meters: int = 20
     interval_s: float = 0.1
     seed: int = 1
