@@ -49,7 +49,8 @@ class SoakPlan:
         outage_cycle: the cycle at whose start the broker stops (1-based; 0 for no outage).
         move_aside_cycle: the cycle before whose start the outbox is moved aside (0: never).
         meters: simulated SDM630 meters (38 values a sample).
-        interval_s: their polling interval.
+        interval_s: their polling interval (a read waits for its commit, so below the outbox's
+            commit_interval_s a meter polls about once per commit).
         seed: for the kill times.
         drain_timeout_s: bound on the final drain.
     """
@@ -59,8 +60,8 @@ class SoakPlan:
     outage_s: float = 60.0
     outage_cycle: int = 4
     move_aside_cycle: int = 16
-    meters: int = 20
-    interval_s: float = 0.1
+    meters: int = 50
+    interval_s: float = 0.25
     seed: int = 1
     drain_timeout_s: float = 60.0
 
