@@ -66,20 +66,27 @@ def get_logger(component: str) -> Any:
 class FailureStreak:
     """Logs a run of repeated failures once, not once per attempt.
 
-    The first failure of a streak is logged at WARNING, the repeats at DEBUG, and the first
-    success after failures at INFO with the number of failures in between.
+    The first failure of a streak is logged at WARNING, the repeats at DEBUG, and the end of the
+    streak at INFO with the number of failures in it. With ``settle`` above 1 the streak ends
+    only after that many successes in a row: a link that flaps (answers, fails, answers) stays
+    in one streak, logged once however often it flaps, and the recovery says how many times it
+    failed again after answering (``flaps``).
 
     Args:
         log: the logger to write to.
         event: dotted event prefix; ``.failed`` and ``.recovered`` are appended.
+        settle: successes in a row that end a streak.
         fields: fields bound to every event of this streak (``device=...``).
     """
 
-    def __init__(self, log: Any, event: str, **fields: object) -> None:
+    def __init__(self, log: Any, event: str, *, settle: int = 1, **fields: object) -> None:
         self._log = log
         self._event = event
+        self._settle = max(1, settle)
         self._fields = fields
         self.count = 0
+        self.flaps = 0
+        self._held = 0
 
     @property
     def failing(self) -> bool:
@@ -89,13 +96,20 @@ class FailureStreak:
     def failed(self, error: str, **fields: object) -> None:
         """Record one failure; only the first of a streak is a WARNING."""
         self.count += 1
+        if self._held:
+            self.flaps += 1  # it had answered since the streak began: one more flap
+        self._held = 0
         emit = self._log.warning if self.count == 1 else self._log.debug
         emit(f"{self._event}.failed", error=error, attempt=self.count, **self._fields, **fields)
 
     def succeeded(self, **fields: object) -> None:
-        """Close a streak (logging recovery once) or do nothing if none is open."""
-        if self.count:
-            self._log.info(
-                f"{self._event}.recovered", failures=self.count, **self._fields, **fields
-            )
-            self.count = 0
+        """Count a success; log the recovery once ``settle`` have come in a row."""
+        if not self.count:
+            return
+        self._held += 1
+        if self._held < self._settle:
+            return
+        if self._settle > 1:
+            fields = {"flaps": self.flaps, **fields}
+        self._log.info(f"{self._event}.recovered", failures=self.count, **self._fields, **fields)
+        self.count = self.flaps = self._held = 0

@@ -31,6 +31,10 @@ from gridedge.model import MeterStatus, Quality, Record, Sample, Sink
 
 _log = get_logger("poll")
 
+SETTLE_READS = 3
+"""Good reads in a row that end an outage in the log: a link that flaps (answers once or twice,
+then fails again) is one outage, one warning and one recovery with the number of flaps."""
+
 
 @dataclass
 class MeterState:
@@ -42,6 +46,9 @@ class MeterState:
     samples: int = 0
     values: int = 0
     overruns: int = 0
+    # Times a read failed right after a good one: every flap of a flapping link, counted even
+    # though the log reports one outage for all of them.
+    flaps: int = 0
     consecutive_failures: int = 0
     last_success_ts: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
@@ -107,7 +114,7 @@ async def poll_forever(
     """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    streak = FailureStreak(_log, "poll", device=link.device)
+    streak = FailureStreak(_log, "poll", settle=SETTLE_READS, device=link.device)
     internal = FailureStreak(_log, "poll.internal", device=link.device)
     start = loop.time() + schedule.phase_s
     tick = 0
@@ -155,6 +162,8 @@ async def _attempt(
         values = await link.read()
     except LinkError as exc:
         state.read_seconds.observe(loop.time() - started)
+        if state.consecutive_failures == 0 and state.last_success_ts is not None:
+            state.flaps += 1
         await _failed(exc.kind, exc.detail, ts, schedule, sink, state, streak)
         return False
     state.read_seconds.observe(loop.time() - started)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gridedge.bench.load import simulated_load_config
+from gridedge.bench.mosquitto import running_mosquitto
 from gridedge.log import LogFormat, LogLevel, configure
 from gridedge.model import Envelope, Sample
 from gridedge.outbox.settings import OutboxConfig
@@ -34,34 +32,6 @@ _CHANNELS = (
     "active_power", "power_factor", "frequency", "energy_import",
 )  # fmt: skip
 _UPSTREAM = {"name": "bench", "host": "127.0.0.1", "tls": False, "drain_rate": 0, "window": 64}
-
-
-@contextlib.contextmanager
-def _mosquitto(folder: Path) -> Iterator[tuple[int, int]]:
-    """A mosquitto on 127.0.0.1; yields (port, pid)."""
-    binary = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
-    if binary is None:
-        raise RuntimeError("bench: mosquitto is not installed (Debian package mosquitto)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    conf = folder / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
-    )
-    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("bench: mosquitto did not start")
-            time.sleep(0.02)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -80,7 +50,7 @@ def bench_forward(seconds: float) -> dict[str, Any]:
 
     with (
         tempfile.TemporaryDirectory(prefix="gridedge-bench-") as tmp,
-        _mosquitto(Path(tmp)) as (
+        running_mosquitto(Path(tmp)) as (
             port,
             pid,
         ),
@@ -193,7 +163,7 @@ def bench_drain(seconds: float, *, backlog: int = DRAIN_BACKLOG) -> dict[str, An
         built0 = time.perf_counter()
         asyncio.run(_build_backlog(config, backlog))
         build_s = time.perf_counter() - built0
-        with _mosquitto(Path(tmp)) as (port, pid):
+        with running_mosquitto(Path(tmp)) as (port, pid):
             broker0 = _cpu_s(pid)
             wall, cpu, messages = asyncio.run(_drain(config, port, backlog))
             broker1 = _cpu_s(pid)

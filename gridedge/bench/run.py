@@ -11,12 +11,19 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
+from gridedge.bench.soak import SoakPlan
+
 
 def run_bench(
-    *, only: str | None = None, seconds: float = 10.0, drain_backlog: int | None = None
+    *,
+    only: str | None = None,
+    seconds: float = 10.0,
+    drain_backlog: int | None = None,
+    soak: SoakPlan | None = None,
 ) -> dict[str, Any]:
     """Run every section (or ``only`` one) for about ``seconds`` each; ``drain`` runs until its
-    backlog (default 1,000,000 samples) is delivered.
+    backlog (default 1,000,000 samples) is delivered. ``soak`` runs only when asked for by
+    name: its ``plan`` (default :class:`SoakPlan`) sets its length, minutes rather than seconds.
     """
     from gridedge.bench.analytics import bench_analytics
     from gridedge.bench.forward import DRAIN_BACKLOG, bench_drain, bench_forward
@@ -42,4 +49,8 @@ def run_bench(
     for name, section in sections.items():
         if only in (None, name):
             result[name] = section(seconds)
+    if only == "soak":
+        from gridedge.bench.soak import run_soak
+
+        result["soak"] = run_soak(soak or SoakPlan())
     return result

@@ -24,6 +24,7 @@ from gridedge.cli.drivers import add_driver_options, check_file, print_search
 from gridedge.cli.modbus import add_emulate_command, add_scan_command
 from gridedge.cli.outbox import add_outbox_command
 from gridedge.cli.preflight import preflight
+from gridedge.cli.soak import add_soak_options, soak_plan_of
 from gridedge.cli.tail import add_tail_command
 from gridedge.config import dump_toml, load_config
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
@@ -157,7 +158,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from gridedge.bench.run import run_bench
 
     configure(LogLevel.WARNING, LogFormat.JSON)
-    result = run_bench(only=args.only, seconds=args.seconds, drain_backlog=args.drain_backlog)
+    result = run_bench(
+        only=args.only,
+        seconds=args.seconds,
+        drain_backlog=args.drain_backlog,
+        soak=soak_plan_of(args),
+    )
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -241,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure capacity on this machine; prints JSON")
     p.add_argument(
         "--only",
-        choices=["pipeline", "modbus", "analytics", "forward", "drain"],
-        help="run one section",
+        choices=["pipeline", "modbus", "analytics", "forward", "drain", "soak"],
+        help="run one section (soak runs only when named: minutes, its own plan)",
     )
     p.add_argument("--seconds", type=_positive_float, default=10.0, help="length of each run")
     p.add_argument(
@@ -251,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="samples in the drain section's backlog (default 1000000)",
     )
+    add_soak_options(p)
     p.set_defaults(func=_cmd_bench)
     add_emulate_command(sub)
     add_scan_command(sub)

@@ -112,6 +112,11 @@ def _meter_families(meters: list[MeterState]) -> Iterator[Metric]:
             "Ticks skipped because a read overran.",
             lambda m: m.overruns,
         ),
+        (
+            "gridedge_poll_flaps_total",
+            "Reads that failed right after a good one (each flap of a flapping link).",
+            lambda m: m.flaps,
+        ),
     )
     for name, doc, read in counters:
         family = CounterMetricFamily(name, doc, labels=label)

@@ -35,12 +35,12 @@ OUTAGE_BACKLOG = 2500
 async def test_every_committed_seq_reaches_the_subscriber_across_a_broker_outage(
     tmp_path: Path, certs: Certs
 ) -> None:
-    """50 meters publish through a ~10 s broker outage; every seq arrives, few twice."""
+    """50 meters publish through a ~5 s broker outage; every seq arrives, few twice."""
     broker = Broker(tmp_path / "broker", certs)
     broker.start()
     try:
         config = gateway_config(
-            tmp_path, [upstream("up", broker.ports["tls"], certs)], meters=50, interval_s=0.2
+            tmp_path, [upstream("up", broker.ports["tls"], certs)], meters=50, interval_s=0.1
         )
         with subscribed(broker.ports["plain"], "sub-outage") as sub:
             async with running_gateway(config) as (runtime, task):
@@ -113,8 +113,9 @@ async def test_an_outbox_cap_below_the_backlog_drops_the_oldest_and_counts_them(
         config = gateway_config(
             tmp_path,
             [upstream("up", broker.ports["tls"], certs)],
-            meters=10,
-            interval_s=0.2,
+            # 200 samples/s fill the 1 MiB cap in a few seconds (the drops are the subject).
+            meters=20,
+            interval_s=0.1,
             outbox={"max_bytes": 1048576},
         )
         async with running_gateway(config) as (runtime, task):

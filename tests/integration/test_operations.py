@@ -44,12 +44,12 @@ def outbox_locked(db: Path) -> Iterator[None]:
 
 
 def dropout_meter(meter_id: str, driver: str, seed: int) -> str:
-    """A meter that stops answering 5 s after it starts, for 4 s, and is retried quickly."""
+    """A meter that stops answering 3 s after it starts, for 3 s, and is retried quickly."""
     return (
         f'[[meters]]\nid = "{meter_id}"\ndriver = "{driver}"\ninterval_s = 0.2\n'
         "offline_after = 2\nmax_backoff_s = 0.4\n"
         f'[meters.link]\ntype = "simulated"\nseed = {seed}\n'
-        '[[meters.link.faults.schedule]]\nkind = "dropout"\nat_s = 5.0\nduration_s = 4.0\n\n'
+        '[[meters.link.faults.schedule]]\nkind = "dropout"\nat_s = 3.0\nduration_s = 3.0\n\n'
     )
 
 

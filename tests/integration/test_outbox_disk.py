@@ -33,7 +33,7 @@ from tests.integration.loopfs import loop_fs
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
-INTERVAL_S = 0.05
+INTERVAL_S = 0.02  # commit interval, and the poll interval of the recovery loop
 BATCH = 10
 
 

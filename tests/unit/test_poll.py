@@ -12,6 +12,7 @@ import structlog
 from gridedge.errors import DeviceFaultError, DeviceUnreachableError, LinkError
 from gridedge.model import Envelope, Kind, Quality, Record, to_envelope
 from gridedge.poll import (
+    SETTLE_READS,
     MeterState,
     Schedule,
     _next_tick,
@@ -161,13 +162,43 @@ async def test_repeated_failures_are_logged_once() -> None:
     link = ScriptedLink([*([fault] * 20), {"a": 1.0, "b": 2.0}])
     schedule = Schedule(interval_s=0.001, offline_after=100)
     with structlog.testing.capture_logs() as logs:
-        _, state = await _run_until(link, schedule, lambda _: link.reads > 21)
+        _, state = await _run_until(link, schedule, lambda _: link.reads > 20 + SETTLE_READS)
     warnings = [e for e in logs if e["event"] == "poll.failed" and e["log_level"] == "warning"]
     recovered = [e for e in logs if e["event"] == "poll.recovered"]
     assert len(warnings) == 1
     assert len(recovered) == 1
     assert recovered[0]["failures"] == 20
     assert state.errors["exception"] == 20
+
+
+async def test_a_flapping_link_is_one_outage_in_the_log_and_every_flap_is_counted() -> None:
+    """Answer, fail, answer, fail ...: one warning, one recovery once it holds, flaps counted."""
+    good, cut = {"a": 1.0, "b": 2.0}, DeviceUnreachableError("m1", "connection reset")
+    script: list[dict[str, float] | LinkError] = [good, cut, good, cut, good, good, cut]
+    link = ScriptedLink([*script, *([good] * SETTLE_READS)])
+    schedule = Schedule(interval_s=0.001, offline_after=100)
+    with structlog.testing.capture_logs() as logs:
+        _, state = await _run_until(link, schedule, lambda _: link.reads > len(link.script))
+    warnings = [e for e in logs if e["event"] == "poll.failed" and e["log_level"] == "warning"]
+    recovered = [e for e in logs if e["event"] == "poll.recovered"]
+    assert len(warnings) == 1
+    assert [(e["failures"], e["flaps"]) for e in recovered] == [(3, 2)]
+    assert state.flaps == 3  # every good-to-failed turn, the outage's first included
+    assert state.errors["timeout"] == 3
+
+
+async def test_a_link_that_holds_after_a_flap_starts_a_new_outage_with_its_own_warning() -> None:
+    """Two outages separated by enough good reads are two warnings and two recoveries."""
+    good, cut = {"a": 1.0, "b": 2.0}, DeviceUnreachableError("m1", "connection reset")
+    link = ScriptedLink([cut, *([good] * SETTLE_READS), cut, *([good] * SETTLE_READS)])
+    schedule = Schedule(interval_s=0.001, offline_after=100)
+    with structlog.testing.capture_logs() as logs:
+        _, state = await _run_until(link, schedule, lambda _: link.reads > len(link.script))
+    warnings = [e for e in logs if e["event"] == "poll.failed" and e["log_level"] == "warning"]
+    recovered = [e for e in logs if e["event"] == "poll.recovered"]
+    assert len(warnings) == 2
+    assert [(e["failures"], e["flaps"]) for e in recovered] == [(1, 0), (1, 0)]
+    assert state.flaps == 1  # the first read failed before any good one: not a flap
 
 
 def test_meters_on_one_bus_are_spread_evenly_over_their_interval() -> None:

@@ -31,7 +31,7 @@ async def scrape(runtime: Runtime, now: float = T0) -> dict[str, float]:
 async def test_each_meter_has_its_counters_errors_and_online_state() -> None:
     """Polls, samples, values, errors by kind and the online flag appear per device."""
     a = meter_state("a", polls=5, samples=4, values=160, last_success_ts=T0)
-    b = meter_state("b", online=False, polls=7, errors=Counter(timeout=6, crc=1))
+    b = meter_state("b", online=False, polls=7, flaps=3, errors=Counter(timeout=6, crc=1))
     samples = await scrape(make_runtime(a, b))
     assert samples['gridedge_polls_total{device="a"}'] == 5
     assert samples['gridedge_samples_total{device="a"}'] == 4
@@ -40,6 +40,8 @@ async def test_each_meter_has_its_counters_errors_and_online_state() -> None:
     assert samples['gridedge_meter_online{device="b"}'] == 0
     assert samples['gridedge_poll_errors_total{device="b",kind="timeout"}'] == 6
     assert samples['gridedge_poll_errors_total{device="b",kind="crc"}'] == 1
+    assert samples['gridedge_poll_flaps_total{device="b"}'] == 3
+    assert samples['gridedge_poll_flaps_total{device="a"}'] == 0
     assert samples['gridedge_meter_last_success_timestamp_seconds{device="a"}'] == T0
     assert 'gridedge_meter_last_success_timestamp_seconds{device="b"}' not in samples
     assert samples['gridedge_build_info{version="0.1.0"}'] == 1
