@@ -9,7 +9,9 @@ outbox, after a warm-up; ``stage_us_per_value`` adds the outbox's share of the w
 warm-up (traced allocations). Readings are simulated beforehand. RSS is measured in fresh
 interpreters, so one figure does not carry the other's
 imports: ``rss_mb_without_river`` after loading and running the default analytics,
+``rss_mb_river_base`` with ``river.base`` imported too (all the River adapter loads up front),
 ``rss_mb_with_river`` after doing the same with every River model configured.
+``us_per_value_without_multivariate`` is ``us_per_value`` with the multivariate detector off.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from gridedge.analytics.engine import Analytics
 from gridedge.analytics.settings import AnalyticsConfig, RiverModel
 from gridedge.model import Sample
 models = tuple(RiverModel) if sys.argv[1] == "river" else ()
+if sys.argv[1] == "river_base":
+    import river.base
 analytics = Analytics(AnalyticsConfig(river_models=models))
 import_s = time.perf_counter() - t0
 for i in range(600):
@@ -112,13 +116,16 @@ def _bytes_per_channel(samples: Sequence[Sample]) -> float:
     return held / len(samples[-1].values)
 
 
-async def _stage_through_outbox(samples: Sequence[Sample], warm: int) -> tuple[float, float, int]:
+async def _stage_through_outbox(
+    samples: Sequence[Sample], warm: int, multivariate: bool = True
+) -> tuple[float, float, int]:
     """(analytics CPU s, wall s, values) of the timed samples through the stage into an
     outbox.
     """
     import tempfile
     from pathlib import Path
 
+    from gridedge.analytics.multivariate import MultivariateParams
     from gridedge.analytics.settings import AnalyticsConfig
     from gridedge.analytics.stage import AnalyticsSink, driver_limits
     from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
@@ -132,9 +139,8 @@ async def _stage_through_outbox(samples: Sequence[Sample], warm: int) -> tuple[f
         path = Path(tmp) / "outbox.sqlite3"
         config = OutboxConfig(path=path, max_age_s=1e12, commit_interval_s=0.0)
         async with open_outbox(config) as outbox:
-            stage = AnalyticsSink(
-                OutboxSink(outbox), AnalyticsConfig(), driver_limits([("m0", driver)])
-            )
+            analytics = AnalyticsConfig(multivariate=MultivariateParams(enabled=multivariate))
+            stage = AnalyticsSink(OutboxSink(outbox), analytics, driver_limits([("m0", driver)]))
             for sample in samples[:warm]:
                 await stage.put([sample])
             cpu0, values0 = stage.stats.seconds, stage.stats.values
@@ -160,14 +166,16 @@ def bench_analytics(seconds: float) -> dict[str, Any]:
     for env in envelopes:
         stage.process([env])
     wall = time.perf_counter() - wall0
-    without, with_river = _fresh("plain"), _fresh("river")
+    without, base, with_river = _fresh("plain"), _fresh("river_base"), _fresh("river")
     import asyncio
 
     one = _one_meter(max(2000, int(seconds * 400)))
     warm = len(one) // 2
     cpu, stage_wall, timed = asyncio.run(_stage_through_outbox(one, warm))
+    cpu_plain, _, timed_plain = asyncio.run(_stage_through_outbox(one, warm, multivariate=False))
     return {
         "us_per_value": round(cpu / timed * 1e6, 2),
+        "us_per_value_without_multivariate": round(cpu_plain / timed_plain * 1e6, 2),
         "stage_us_per_value": round(stage_wall / timed * 1e6, 2),
         "bytes_per_channel": round(_bytes_per_channel(one[:warm])),
         "channels": len(one[-1].values),
@@ -177,8 +185,10 @@ def bench_analytics(seconds: float) -> dict[str, Any]:
         "values_per_s": round(stage.stats.values / wall) if wall else None,
         "alerts_raised": dict(stage.stats.alerts_raised),
         "rss_mb_without_river": round(without["rss_mb"], 1),
+        "rss_mb_river_base": round(base["rss_mb"], 1),
         "rss_mb_with_river": round(with_river["rss_mb"], 1),
         "import_s_without_river": round(without["import_s"], 3),
+        "import_s_river_base": round(base["import_s"], 3),
         "import_s_with_river": round(with_river["import_s"], 3),
     }
 
