@@ -94,8 +94,8 @@ def test_fault_free_meters_raise_no_multivariate_alert(profile: LoadProfile) -> 
     config = AnalyticsConfig(multivariate=MultivariateParams(window=1000))
     analytics = Analytics(config, driver_limits([(device, driver)]))
     raised = []
-    for k in range(2 * 86400 // 30):
-        ts = START_TS + 30.0 * k
+    for k in range(2 * 86400 // 60):
+        ts = START_TS + 60.0 * k
         values = sim.step(ts)
         if values is not None:
             raised += analytics.process(Sample(device, ts, values)).raised
