@@ -74,6 +74,8 @@ def check_model(name: str, params: Mapping[str, object]) -> str:
         kind = "anomaly"
     elif issubclass(cls, _river("time_series.base").Forecaster):
         kind = "forecaster"
+    elif issubclass(cls, base.SupervisedAnomalyDetector):
+        raise ValueError("model", f"river.{name} is a supervised anomaly detector: it needs labels")
     else:
         raise ValueError("model", f"river.{name} is neither an anomaly detector nor a forecaster")
     try:
