@@ -1,8 +1,8 @@
 """The River adapter: the only module that imports River, and only what is used.
 
-River's ``river.base`` imports in tens of milliseconds and ~4 MB; ``river.anomaly`` or
-``river.time_series`` take a second and ~110 MB on top (``gridedge bench`` figures in the
-README). So this module imports only ``river.base`` at load, the rest when a model is built,
+River's ``river.base`` imports in tens of milliseconds and under 1 MB on top of gridedge;
+``river.anomaly`` or ``river.time_series`` take a second and ~85 MB (``gridedge bench`` figures
+in the README). So this module imports only ``river.base`` at load, the rest when a model is built,
 and :mod:`~gridedge.analytics.engine` imports this module only when River is configured.
 
 Two directions:
