@@ -89,6 +89,7 @@ class MultivariateDetector:
         "_index",
         "_inv_eig",
         "_mean",
+        "_moving",
         "_n",
         "_p",
         "_s_spe",
@@ -114,6 +115,8 @@ class MultivariateDetector:
         size = len(self.channels)
         self._mean: Vector = np.zeros(size)
         self._var: Vector = np.zeros(size)
+        self._moving: Vector = np.ones(size)
+        """1 for the channels in the model, 0 for those that stood still while commissioned."""
         self._cov: Vector = np.zeros((size, size))
         self._basis: Vector = np.zeros((size, 0))
         self._inv_eig: Vector = np.zeros(0)
@@ -164,6 +167,10 @@ class MultivariateDetector:
         if score >= self._slow_at:
             rate *= SLOW_WHILE_DETECTING
         self._learn(x, z, rate)
+        if n == p.window:
+            # A channel that never moved while commissioned (an unused phase) says nothing about
+            # the joint behaviour; its first movement later would be all T^2 and SPE.
+            self._moving = (self._var > self._floor() ** 2).astype(np.float64)
         # The first model at half the window: the second half calibrates the surprises.
         if n >= p.window // 2 and n % p.refresh_samples == 0:
             self._refresh()
@@ -174,11 +181,14 @@ class MultivariateDetector:
             return copy.deepcopy(surprise).update(math.sqrt(square))
         return surprise.update(math.sqrt(square))
 
+    def _floor(self) -> Vector:
+        floor: Vector = REL_FLOOR * np.maximum(np.abs(self._mean), 1.0)
+        return floor
+
     def _standardise(self, x: Vector) -> Vector:
-        floor = REL_FLOOR * np.maximum(np.abs(self._mean), 1.0)
-        sd = np.maximum(np.sqrt(self._var), floor)
+        sd = np.maximum(np.sqrt(self._var), self._floor())
         z: Vector = np.clip((x - self._mean) / sd, -Z_CLIP, Z_CLIP)
-        return z
+        return z * self._moving
 
     def _learn(self, x: Vector, z: Vector, rate: float) -> None:
         e = x - self._mean

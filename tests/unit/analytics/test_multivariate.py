@@ -100,3 +100,19 @@ def test_fault_free_meters_raise_no_multivariate_alert(profile: LoadProfile) -> 
         if values is not None:
             raised += analytics.process(Sample(device, ts, values)).raised
     assert [e for e in raised if e.channel == DEVICE_CHANNEL and e.rule == "detector"] == []
+
+
+def test_a_channel_still_while_commissioned_stays_out_of_the_model() -> None:
+    """An unused phase (0 all through the window) that later carries load moves no score."""
+    det = MultivariateDetector(["a", "b", "idle"], MultivariateParams(window=300))
+    rng = random.Random(8)
+    for _ in range(600):
+        v = rng.gauss(0, 1)
+        det.update({"a": v, "b": v + rng.gauss(0, 0.1), "idle": 0.0})
+    later = []
+    for _ in range(50):
+        v = rng.gauss(0, 1)
+        later.append(det.update({"a": v, "b": v + rng.gauss(0, 0.1), "idle": 25.0}))
+    assert max(later) < 0.5
+    v = 1.0
+    assert det.update({"a": v, "b": -v, "idle": 25.0}) > 0.5
