@@ -1,5 +1,6 @@
 """False alarms of the default analytics on fault-free simulated meters: alerts per meter-week,
-by rule, over every load profile.
+by rule, over every load profile (``device_model``: detector alerts of the multivariate
+detector or a configured River model, on the device channel).
 
 Each meter is simulated in process (no faults at all) and its samples go through the same
 :class:`~gridedge.analytics.engine.Analytics` as the daemon and ``gridedge replay``, with the
@@ -49,7 +50,9 @@ def run_meter(job: tuple[int, str, float, float, str | None]) -> dict[str, Any]:
         if values is None:
             continue
         for event in analytics.process(Sample(device, ts, values)).raised:
-            rules[event.rule] += 1
+            # A detector alert on the device channel comes from a device-level model.
+            device_level = event.rule == "detector" and event.channel == "*"
+            rules["device_model" if device_level else event.rule] += 1
             if len(first) < 5:
                 first.append(round((ts - START_TS) / 3600.0, 2))
     return {"device": device, "profile": profile, "rules": dict(rules), "first_h": first}

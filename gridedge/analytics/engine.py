@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from gridedge.analytics.aggregate import Deadband, WindowAggregator
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertParams, AlertState, Severity
 from gridedge.analytics.detectors import SURPRISE_HALF, ChannelDetector, Holdoff, Surprise
+from gridedge.analytics.device_models import DeviceModels
 from gridedge.analytics.hold import Hold, Reference
 from gridedge.analytics.rules import ChannelRules, DropoutRule, RuleParams
 from gridedge.analytics.settings import AnalyticsConfig, TrendChannel
@@ -120,6 +121,7 @@ class DeviceAnalytics:
         self._windows = [WindowAggregator(device, w) for w in config.aggregate.windows_s]
         self._river = river
         self._river_surprise = Surprise(config.detector.calibration_samples)
+        self._models = DeviceModels.create(device, config)
         agg = config.aggregate
         bands = {o.name: o.deadband for o in config.overrides if o.deadband is not None}
         self._deadband = (
@@ -157,6 +159,10 @@ class DeviceAnalytics:
         self._dropout_check(sample.ts, events)
         if self._river is not None:
             detected = max(detected, self._river_score(sample.values))
+        if self._models is not None:  # device-level models: the device channel is the evidence
+            extra = self._models.update(ts, sample.values, envelopes, per_week / budget, corrected)
+            if extra > detected:
+                detected, top = extra, (extra, DEVICE_CHANNEL, 0.0, top[3])
         event = self._device_alert_update(ts, detected, top)
         if event is not None:
             events.append(event)

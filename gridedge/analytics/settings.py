@@ -14,6 +14,8 @@ from typing import Any
 
 from gridedge.analytics.alerts import AlertParams, Severity
 from gridedge.analytics.detectors import DetectorParams
+from gridedge.analytics.model_settings import ModelSpec, parse_model, parse_multivariate
+from gridedge.analytics.multivariate import MultivariateParams
 from gridedge.analytics.trend import TrendParams
 from gridedge.tomlread import Table, load_toml
 
@@ -90,6 +92,8 @@ class AnalyticsConfig:
     aggregate: AggregateConfig = field(default_factory=AggregateConfig)
     trend: TrendConfig = field(default_factory=TrendConfig)
     overrides: tuple[ChannelOverride, ...] = ()
+    multivariate: MultivariateParams = field(default_factory=MultivariateParams)
+    models: tuple[ModelSpec, ...] = field(default=(), metadata={"tables": True})
 
     def override(self, device: str, channel: str) -> ChannelOverride | None:
         """The most specific override of ``channel`` on ``device`` (device-specific first)."""
@@ -134,6 +138,8 @@ def parse_analytics(t: Table) -> AnalyticsConfig:
         aggregate=_aggregate(t.table("aggregate")),
         trend=_trend(t.table("trend")),
         overrides=tuple(_override(c) for c in t.tables("overrides")),
+        multivariate=parse_multivariate(t.table("multivariate")),
+        models=tuple(parse_model(m) for m in t.tables("models")),
     )
     t.finish()
     return cfg

@@ -9,7 +9,9 @@ outbox, after a warm-up; ``stage_us_per_value`` adds the outbox's share of the w
 warm-up (traced allocations). Readings are simulated beforehand. RSS is measured in fresh
 interpreters, so one figure does not carry the other's
 imports: ``rss_mb_without_river`` after loading and running the default analytics,
+``rss_mb_river_base`` with ``river.base`` imported too (all the River adapter loads up front),
 ``rss_mb_with_river`` after doing the same with every River model configured.
+``us_per_value_without_multivariate`` is ``us_per_value`` with the multivariate detector off.
 """
 
 from __future__ import annotations
@@ -33,13 +35,21 @@ from gridedge.analytics.engine import Analytics
 from gridedge.analytics.settings import AnalyticsConfig, RiverModel
 from gridedge.model import Sample
 models = tuple(RiverModel) if sys.argv[1] == "river" else ()
+if sys.argv[1] == "river_base":
+    import river.base
 analytics = Analytics(AnalyticsConfig(river_models=models))
+analytics.process(Sample("m", 1.7e9, {"a": 0.0, "b": 0.0}))  # River loads with the first model
 import_s = time.perf_counter() - t0
-for i in range(600):
+for i in range(1, 600):
     analytics.process(Sample("m", 1.7e9 + i, {"a": i % 7 * 1.0, "b": (i * 13) % 11 * 1.0}))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"rss_mb": peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024,
-                  "import_s": import_s}))
+rss_mb = peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+try:  # Linux: ru_maxrss counts the parent's peak at the fork, VmHWM only this program's
+    with open("/proc/self/status") as status:
+        rss_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    pass
+print(json.dumps({"rss_mb": rss_mb, "import_s": import_s}))
 """
 
 
@@ -112,13 +122,16 @@ def _bytes_per_channel(samples: Sequence[Sample]) -> float:
     return held / len(samples[-1].values)
 
 
-async def _stage_through_outbox(samples: Sequence[Sample], warm: int) -> tuple[float, float, int]:
+async def _stage_through_outbox(
+    samples: Sequence[Sample], warm: int, multivariate: bool = True
+) -> tuple[float, float, int]:
     """(analytics CPU s, wall s, values) of the timed samples through the stage into an
     outbox.
     """
     import tempfile
     from pathlib import Path
 
+    from gridedge.analytics.multivariate import MultivariateParams
     from gridedge.analytics.settings import AnalyticsConfig
     from gridedge.analytics.stage import AnalyticsSink, driver_limits
     from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
@@ -132,9 +145,8 @@ async def _stage_through_outbox(samples: Sequence[Sample], warm: int) -> tuple[f
         path = Path(tmp) / "outbox.sqlite3"
         config = OutboxConfig(path=path, max_age_s=1e12, commit_interval_s=0.0)
         async with open_outbox(config) as outbox:
-            stage = AnalyticsSink(
-                OutboxSink(outbox), AnalyticsConfig(), driver_limits([("m0", driver)])
-            )
+            analytics = AnalyticsConfig(multivariate=MultivariateParams(enabled=multivariate))
+            stage = AnalyticsSink(OutboxSink(outbox), analytics, driver_limits([("m0", driver)]))
             for sample in samples[:warm]:
                 await stage.put([sample])
             cpu0, values0 = stage.stats.seconds, stage.stats.values
@@ -151,6 +163,7 @@ def bench_analytics(seconds: float) -> dict[str, Any]:
     from gridedge.analytics.stage import AnalyticsSink, driver_limits
     from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
 
+    without, base, with_river = _fresh("plain"), _fresh("river_base"), _fresh("river")
     driver = load_drivers([BUILTIN_DRIVERS_DIR])[BENCH_DRIVER]
     limits = driver_limits([(f"m{i}", driver) for i in range(BENCH_METERS)])
     samples = max(500, int(seconds * 200))
@@ -160,14 +173,15 @@ def bench_analytics(seconds: float) -> dict[str, Any]:
     for env in envelopes:
         stage.process([env])
     wall = time.perf_counter() - wall0
-    without, with_river = _fresh("plain"), _fresh("river")
     import asyncio
 
     one = _one_meter(max(2000, int(seconds * 400)))
     warm = len(one) // 2
     cpu, stage_wall, timed = asyncio.run(_stage_through_outbox(one, warm))
+    cpu_plain, _, timed_plain = asyncio.run(_stage_through_outbox(one, warm, multivariate=False))
     return {
         "us_per_value": round(cpu / timed * 1e6, 2),
+        "us_per_value_without_multivariate": round(cpu_plain / timed_plain * 1e6, 2),
         "stage_us_per_value": round(stage_wall / timed * 1e6, 2),
         "bytes_per_channel": round(_bytes_per_channel(one[:warm])),
         "channels": len(one[-1].values),
@@ -177,8 +191,10 @@ def bench_analytics(seconds: float) -> dict[str, Any]:
         "values_per_s": round(stage.stats.values / wall) if wall else None,
         "alerts_raised": dict(stage.stats.alerts_raised),
         "rss_mb_without_river": round(without["rss_mb"], 1),
+        "rss_mb_river_base": round(base["rss_mb"], 1),
         "rss_mb_with_river": round(with_river["rss_mb"], 1),
         "import_s_without_river": round(without["import_s"], 3),
+        "import_s_river_base": round(base["import_s"], 3),
         "import_s_with_river": round(with_river["import_s"], 3),
     }
 
