@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gridedge.forward.consumer import Received
+from gridedge.bench.consumer import Received
 from gridedge.outbox.audit import FileLedger
 
 _SHOWN = 20

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gridedge.bench.consumer import DedupingConsumer, Received
 from gridedge.bench.mosquitto import Mosquitto
 from gridedge.bench.receipts import account_file, phantoms
-from gridedge.forward.consumer import DedupingConsumer, Received
 from gridedge.outbox.audit import FileLedger, read_ledger
 
 GATEWAY = "soak"

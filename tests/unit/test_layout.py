@@ -134,3 +134,43 @@ def test_ops_and_daemon_use_no_any() -> None:
     paths = [*sorted((PACKAGE / "ops").rglob("*.py")), PACKAGE / "daemon.py"]
     offenders = [str(p.relative_to(PACKAGE)) for p in paths if "Any" in p.read_text("utf-8")]
     assert offenders == []
+
+
+# Each third-party library is spoken to by its adapter modules only (ARCHITECTURE.md, "Who owns
+# which library"); a prefix ending in "/" allows a whole package (numpy is the numeric core).
+ADAPTERS: dict[str, tuple[str, ...]] = {
+    "pymodbus": ("links/modbus/bus.py", "links/modbus/server.py"),
+    "serial": (),
+    "aiosqlite": ("outbox/database.py",),
+    # bench/consumer.py measures delivery from outside the daemon, as a consumer would.
+    "paho": ("forward/mqtt.py", "bench/consumer.py"),
+    "river": ("analytics/river_models.py",),
+    "prometheus_client": ("ops/metrics.py",),
+    "aiohttp": ("ops/http.py",),
+    "structlog": ("log.py",),
+    "numpy": ("analytics/", "simulator/"),
+}
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level names of the libraries in ADAPTERS that ``path`` imports, anywhere in it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names & ADAPTERS.keys()
+
+
+def test_each_library_is_imported_by_its_adapters_only() -> None:
+    """A library imported outside its adapter spreads its types and errors through the code."""
+    stray = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE).as_posix()
+        for library in sorted(third_party_imports(path)):
+            allowed = ADAPTERS[library]
+            if not any(where == a or (a.endswith("/") and where.startswith(a)) for a in allowed):
+                stray.append(f"{where} imports {library}")
+    assert stray == []

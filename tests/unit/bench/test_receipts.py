@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from gridedge.bench.consumer import Received
 from gridedge.bench.receipts import account_file, phantoms
-from gridedge.forward.consumer import Received
 from gridedge.outbox.audit import FileLedger
 
 

@@ -4,7 +4,8 @@ Used by ``gridedge bench --only soak`` to check the delivery promise from the re
 subscribes at QoS 1 under MQTT 5 with ``clean_start`` false and a long session expiry, so the
 broker keeps what it owes across the consumer's and the broker's own restarts, and keys every
 envelope on ``(gateway, epoch, seq)``. paho's own network thread runs it, apart from any asyncio
-loop; the second module (besides :mod:`gridedge.forward.mqtt`) that imports paho.
+loop. It measures the daemon from outside, so it speaks paho itself rather than through
+:mod:`gridedge.forward.mqtt`, the daemon's adapter.
 """
 
 from __future__ import annotations
