@@ -22,6 +22,7 @@ def run_bench(
     from gridedge.bench.forward import DRAIN_BACKLOG, bench_drain, bench_forward
     from gridedge.bench.modbus import bench_modbus
     from gridedge.bench.pipeline import bench_pipeline
+    from gridedge.bench.wire import bench_wire
 
     backlog = drain_backlog or DRAIN_BACKLOG
 
@@ -31,6 +32,7 @@ def run_bench(
         "analytics": bench_analytics,
         "forward": bench_forward,
         "drain": lambda s: bench_drain(s, backlog=backlog),
+        "wire": bench_wire,
     }
     result: dict[str, Any] = {
         "machine": {

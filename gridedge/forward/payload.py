@@ -79,6 +79,8 @@ class Message:
     topic: str
     payload: bytes
     seqs: tuple[int, ...]
+    encoding: str | None = None
+    """How ``payload`` is compressed (``gzip``, ``zstd``); None: it is the text itself."""
 
 
 def rfc3339(ts: float) -> str | None:
