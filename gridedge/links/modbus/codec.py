@@ -194,6 +194,8 @@ def shortest_float32(raw: float) -> float:
     """The double whose ``repr`` is the shortest decimal that reads back as float32 ``raw``."""
     # Meters repeat values (energy counters, frequency, a quantised voltage): a lookup costs a
     # tenth of the search below.
+    if raw == 0:
+        return raw  # keeps -0.0, which a dict lookup would take for 0.0
     known = _SHORTEST_CACHE.get(raw)
     if known is not None:
         return known
