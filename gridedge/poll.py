@@ -3,7 +3,8 @@
 Reading ``k`` of a meter is due at ``start + phase + k * interval`` on the monotonic clock, so
 the schedule never drifts however long each read takes; a read that overruns skips the ticks it
 missed (counted) instead of bunching up. Each sample is stamped with the wall-clock UTC time at
-which the read started.
+which its read went out: on a shared Modbus bus, when its first request was sent after waiting
+for the bus (:class:`~gridedge.links.TimedLink`), otherwise when the read was due.
 
 Isolation: a loop contains whatever goes wrong in its own meter's attempt. A ``LinkError`` is a
 field fault (counted by kind); any other exception from the link, its decoder, the simulator,
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 from gridedge.errors import LinkError, OutboxError
 from gridedge.histogram import Histogram
-from gridedge.links import Link
+from gridedge.links import Link, TimedLink
 from gridedge.log import FailureStreak, get_logger
 from gridedge.model import MeterStatus, Quality, Record, Sample, Sink
 
@@ -157,6 +158,10 @@ async def _attempt(
         await _failed(exc.kind, exc.detail, ts, schedule, sink, state, streak)
         return False
     state.read_seconds.observe(loop.time() - started)
+    if isinstance(link, TimedLink):
+        # Stamped when the read went out on the bus, not when it was due: a read that waited
+        # for its neighbours on a shared bus is not moved back in time.
+        ts = link.read_ts or ts
     await _succeeded(values, ts, sink, state, streak, channels)
     return True
 

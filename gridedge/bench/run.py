@@ -11,6 +11,9 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
+ON_REQUEST = frozenset({"reconnect", "farm"})
+"""Sections that run only when named with ``--only`` (minutes long, or a farm of processes)."""
+
 
 def run_bench(
     *, only: str | None = None, seconds: float = 10.0, drain_backlog: int | None = None
@@ -22,6 +25,7 @@ def run_bench(
     from gridedge.bench.forward import DRAIN_BACKLOG, bench_drain, bench_forward
     from gridedge.bench.modbus import bench_modbus
     from gridedge.bench.pipeline import bench_pipeline
+    from gridedge.bench.reconnect import bench_reconnect
     from gridedge.bench.wire import bench_wire
 
     backlog = drain_backlog or DRAIN_BACKLOG
@@ -33,6 +37,7 @@ def run_bench(
         "forward": bench_forward,
         "drain": lambda s: bench_drain(s, backlog=backlog),
         "wire": bench_wire,
+        "reconnect": bench_reconnect,
     }
     result: dict[str, Any] = {
         "machine": {
@@ -42,6 +47,6 @@ def run_bench(
         }
     }
     for name, section in sections.items():
-        if only in (None, name):
+        if only == name or (only is None and name not in ON_REQUEST):
             result[name] = section(seconds)
     return result

@@ -241,7 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure capacity on this machine; prints JSON")
     p.add_argument(
         "--only",
-        choices=["pipeline", "modbus", "analytics", "forward", "drain", "wire", "farm"],
+        choices=[
+            "pipeline",
+            "modbus",
+            "analytics",
+            "forward",
+            "drain",
+            "wire",
+            "reconnect",
+            "farm",
+        ],
         help="run one section",
     )
     p.add_argument("--seconds", type=_positive_float, default=10.0, help="length of each run")

@@ -169,6 +169,8 @@ class ModbusBus:
         """Requests sent on this bus."""
         self.connects = 0
         """Connections opened."""
+        self.last_sent_ts = 0.0
+        """Wall-clock UTC time the most recent request was sent (after the lock and gap)."""
 
     @property
     def name(self) -> str:
@@ -193,6 +195,7 @@ class ModbusBus:
             if gap > 0:
                 # Modbus RTU: a frame ends with a silent interval; sending earlier merges frames.
                 await asyncio.sleep(gap)
+            self.last_sent_ts = time.time()
             try:
                 return await self._transact(device, unit_id, table, address, count, timeout_s)
             finally:

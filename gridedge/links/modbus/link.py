@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gridedge.drivers import Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError, FrameError
@@ -62,6 +62,16 @@ class RegisterBus(Protocol):
         ...
 
 
+@runtime_checkable
+class TimedBus(Protocol):
+    """A bus that records when its last request went out (:class:`~.bus.ModbusBus` does)."""
+
+    @property
+    def last_sent_ts(self) -> float:
+        """Wall-clock UTC time the most recent request was sent, after the bus lock."""
+        ...
+
+
 class ModbusLink:
     """Reads one meter model (``driver``) at ``unit_id`` on ``bus``.
 
@@ -94,6 +104,8 @@ class ModbusLink:
         )
         self._computed = driver.computed
         self._answered_last = True
+        self._timed_bus = bus if isinstance(bus, TimedBus) else None
+        self._read_ts: float | None = None
         self.errors: Counter[str] = Counter()
         """Failed requests by error kind, retried ones included; ``decode`` counts channels
         that arrived but did not decode."""
@@ -118,6 +130,13 @@ class ModbusLink:
         """The requests one read sends."""
         return self._plan
 
+    @property
+    def read_ts(self) -> float | None:
+        """When the last read's first request went out on the bus (None on a bus that does
+        not say, or when no request was sent).
+        """
+        return self._read_ts
+
     async def read(self) -> dict[str, float]:
         """Read and decode every channel of the driver.
 
@@ -128,6 +147,7 @@ class ModbusLink:
         """
         responses: list[tuple[ReadRequest, list[int]]] = []
         fault: DeviceFaultError | None = None
+        self._read_ts = None
         for request in self._plan:
             try:
                 responses.append((request, await self._request(request)))
@@ -149,6 +169,10 @@ class ModbusLink:
                     request.count,
                     timeout_s=self._timeout_s,
                 )
+                # The bus is released only as its read returns, with no await since: what it
+                # sent last is this request.
+                if self._read_ts is None and self._timed_bus is not None:
+                    self._read_ts = self._timed_bus.last_sent_ts
                 if len(registers) != request.count:
                     raise FrameError(
                         self._device,

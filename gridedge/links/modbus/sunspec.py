@@ -232,6 +232,11 @@ class SunSpecLink:
         """The link to the bound model, once discovered."""
         return self._inner
 
+    @property
+    def read_ts(self) -> float | None:
+        """When the last read of the bound model went out (see :class:`ModbusLink`)."""
+        return None if self._inner is None else self._inner.read_ts
+
     async def read(self) -> dict[str, float]:
         """Discover the chain (the first time), then read the bound model.
 
