@@ -16,12 +16,20 @@ ON_REQUEST = frozenset({"reconnect", "farm"})
 
 
 def run_bench(
-    *, only: str | None = None, seconds: float = 10.0, drain_backlog: int | None = None
+    *,
+    only: str | None = None,
+    seconds: float | None = None,
+    drain_backlog: int | None = None,
+    meters: int | None = None,
+    connections: int | None = None,
+    headroom: bool = False,
 ) -> dict[str, Any]:
-    """Run every section (or ``only`` one) for about ``seconds`` each; ``drain`` runs until its
-    backlog (default 1,000,000 samples) is delivered.
+    """Run every section (or ``only`` one) for about ``seconds`` each (default 10; ``farm``:
+    30 per run); ``drain`` runs until its backlog (default 1,000,000 samples) is delivered.
+    ``meters``, ``connections`` and ``headroom`` shape the ``farm`` section.
     """
     from gridedge.bench.analytics import bench_analytics
+    from gridedge.bench.farm import FARM_CONNECTIONS, FARM_METERS, bench_farm
     from gridedge.bench.forward import DRAIN_BACKLOG, bench_drain, bench_forward
     from gridedge.bench.modbus import bench_modbus
     from gridedge.bench.pipeline import bench_pipeline
@@ -39,6 +47,8 @@ def run_bench(
         "wire": bench_wire,
         "reconnect": bench_reconnect,
     }
+    farm_seconds = seconds
+    seconds = 10.0 if seconds is None else seconds
     result: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -49,4 +59,11 @@ def run_bench(
     for name, section in sections.items():
         if only == name or (only is None and name not in ON_REQUEST):
             result[name] = section(seconds)
+    if only == "farm":
+        result["farm"] = bench_farm(
+            farm_seconds,
+            meters=meters or FARM_METERS,
+            connections=connections or FARM_CONNECTIONS,
+            headroom=headroom,
+        )
     return result

@@ -157,7 +157,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from gridedge.bench.run import run_bench
 
     configure(LogLevel.WARNING, LogFormat.JSON)
-    result = run_bench(only=args.only, seconds=args.seconds, drain_backlog=args.drain_backlog)
+    result = run_bench(
+        only=args.only,
+        seconds=args.seconds,
+        drain_backlog=args.drain_backlog,
+        meters=args.meters,
+        connections=args.connections,
+        headroom=args.headroom,
+    )
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -253,12 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
         ],
         help="run one section",
     )
-    p.add_argument("--seconds", type=_positive_float, default=10.0, help="length of each run")
+    p.add_argument(
+        "--seconds", type=_positive_float, default=None, help="length of each run (10; farm: 30)"
+    )
     p.add_argument(
         "--drain-backlog",
         type=_positive_int,
         default=None,
         help="samples in the drain section's backlog (default 1000000)",
+    )
+    p.add_argument("--meters", type=_positive_int, default=None, help="farm: meters (200)")
+    p.add_argument(
+        "--connections", type=_positive_int, default=None, help="farm: Modbus TCP connections (4)"
+    )
+    p.add_argument(
+        "--headroom", action="store_true", help="farm: add meters until delivery drops below 99 %%"
     )
     p.set_defaults(func=_cmd_bench)
     add_emulate_command(sub)
