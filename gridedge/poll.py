@@ -111,13 +111,14 @@ async def poll_forever(
     internal = FailureStreak(_log, "poll.internal", device=link.device)
     start = loop.time() + schedule.phase_s
     tick = 0
+    timed = link if isinstance(link, TimedLink) else None  # checked once: it costs microseconds
     while True:
         await asyncio.sleep(max(0.0, start + tick * schedule.interval_s - loop.time()))
         ts = wallclock()
         state.polls += 1
         state.busy_since = loop.time()
         try:
-            stored = await _attempt(link, ts, schedule, sink, state, streak, channels)
+            stored = await _attempt(link, timed, ts, schedule, sink, state, streak, channels)
         except OutboxError:
             raise
         except Exception as exc:
@@ -137,6 +138,7 @@ async def poll_forever(
 
 async def _attempt(
     link: Link,
+    timed: TimedLink | None,
     ts: float,
     schedule: Schedule,
     sink: Sink,
@@ -158,10 +160,10 @@ async def _attempt(
         await _failed(exc.kind, exc.detail, ts, schedule, sink, state, streak)
         return False
     state.read_seconds.observe(loop.time() - started)
-    if isinstance(link, TimedLink):
+    if timed is not None:
         # Stamped when the read went out on the bus, not when it was due: a read that waited
         # for its neighbours on a shared bus is not moved back in time.
-        ts = link.read_ts or ts
+        ts = timed.read_ts or ts
     await _succeeded(values, ts, sink, state, streak, channels)
     return True
 

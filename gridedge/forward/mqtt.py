@@ -92,10 +92,9 @@ class MqttPublisher:
         retain: bool = False,
         content_encoding: str | None = None,
     ) -> asyncio.Future[None]:
-        """Publish at QoS 1; the future completes on PUBACK.
+        """Publish at QoS 1; the future completes on PUBACK. ``content_encoding`` (``gzip``,
+        ``zstd``) goes out as the MQTT 5 user property of that name (3.1.1 has no properties).
 
-        ``content_encoding`` (``gzip``, ``zstd``) goes out as the MQTT 5 user property of that
-        name; MQTT 3.1.1 has no properties (the payload's magic number tells it there).
         The future fails with MessageRefusedError when the broker refuses the message (MQTT 5
         reason code) and with BrokerUnavailableError when the connection ends first.
         """

@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from gridedge.drivers import Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError, FrameError
+from gridedge.links.modbus.block import block_decoder
 from gridedge.links.modbus.codec import compute, decode_value, read_scale_factors
 from gridedge.links.modbus.planner import ReadRequest, plan_reads
 
@@ -103,6 +104,12 @@ class ModbusLink:
             driver.channels, driver.max_registers_per_request, driver.max_gap_registers
         )
         self._computed = driver.computed
+        # Keyed by identity: the plan's requests live as long as the link.
+        self._block_decoders = {
+            id(request): decoder
+            for request in self._plan
+            if (decoder := block_decoder(request)) is not None
+        }
         self._answered_last = True
         self._timed_bus = bus if isinstance(bus, TimedBus) else None
         self._read_ts: float | None = None
@@ -204,6 +211,10 @@ class ModbusLink:
                 self.errors["decode"] += 1
         values: dict[str, float] = {}
         for request, registers in responses:
+            fast = self._block_decoders.get(id(request))
+            if fast is not None and (decoded := fast(registers)) is not None:
+                values.update(decoded)
+                continue
             for ch in request.channels:
                 at = ch.address - request.address
                 sf_address = ch.scale_factor_address

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridedge.drivers import Channel, DataType, RegisterTable
-from gridedge.links.modbus.codec import decode_channel, encode, shortest_float32
+from gridedge.links.modbus.codec import decode_channel, encode
+from gridedge.links.modbus.precision import shortest_float32
 
 _F32 = struct.Struct(">f")
 _finite_f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
