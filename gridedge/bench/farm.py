@@ -6,7 +6,8 @@ own process and forwards to a local mosquitto, where this process subscribes. Th
 repeated with analytics off and on. Figures per run:
 
 - ``cpu_s_per_1k_values``: the daemon's CPU seconds (``/proc``) per 1,000 channel values
-  delivered over the measured window;
+  delivered over the measured window; ``kernel_share_of_cpu``: the part spent in the kernel
+  (system calls; on loopback the kernel also delivers what the daemon sends);
 - ``delivered_ratio``: samples read in the window and received by the subscriber over the
   samples the schedule asked for (N per interval); ``duplicates``: seqs received twice;
 - ``p50_latency_ms`` / ``p99_latency_ms``: from a reading's own timestamp to its arrival;
@@ -175,6 +176,14 @@ class _Received:
             self.samples.append((ts, now))
 
 
+def _sys_cpu_s(pid: int) -> float:
+    """System (kernel) CPU seconds of a process: on loopback, much of it is TCP delivery."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def _start_daemon(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         _gridedge("run", "-c", str(config)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -208,8 +217,10 @@ async def _measure(run: FarmRun, folder: Path) -> dict[str, Any]:
                     raise RuntimeError("bench: gridedge run exited during the warm-up")
                 farm_cpu0 = [_cpu_s(pid) or 0.0 for _, pid, _ in farm]
                 cpu0, t0 = _cpu_s(daemon.pid) or 0.0, time.time()
+                sys0 = _sys_cpu_s(daemon.pid)
                 await asyncio.sleep(run.seconds)
                 cpu1, t1 = _cpu_s(daemon.pid) or 0.0, time.time()
+                sys1 = _sys_cpu_s(daemon.pid)
                 farm_cpu = sum(
                     (_cpu_s(pid) or 0.0) - c for (_, pid, _), c in zip(farm, farm_cpu0, strict=True)
                 )
@@ -228,6 +239,7 @@ async def _measure(run: FarmRun, folder: Path) -> dict[str, Any]:
         "analytics": run.analytics,
         "seconds": round(t1 - t0, 1),
         "cpu_s_per_1k_values": round((cpu1 - cpu0) / values * 1000, 5) if values else None,
+        "kernel_share_of_cpu": round((sys1 - sys0) / (cpu1 - cpu0), 2) if cpu1 > cpu0 else None,
         "delivered_ratio": round(len(in_window) / expected, 4),
         "duplicates": sum(n - 1 for n in received.seqs.values() if n > 1),
         "p50_latency_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
