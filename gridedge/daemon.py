@@ -73,7 +73,8 @@ async def run(
         board = runtime.status = status_board(
             config.gateway.id, config.meters, config.drivers, config.http
         )
-        sink: Sink = board.wrap(OutboxSink(outbox))
+        # The history rings serve the status page alone: without HTTP they cost memory for nothing.
+        sink: Sink = board.wrap(OutboxSink(outbox)) if config.http.enabled else OutboxSink(outbox)
         analytics: AnalyticsSink | None = None
         if config.analytics.enabled:
             meters = [(m.id, config.drivers[m.driver]) for m in config.meters]

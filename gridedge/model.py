@@ -71,6 +71,9 @@ class Envelope:
     body: Mapping[str, object] = field(default_factory=dict)
     urgent: bool = False
     seq: int | None = None
+    stored_body: str | None = field(default=None, compare=False, repr=False)
+    """The body's JSON text as the outbox stored it (None before it was stored): forwarding
+    copies it instead of encoding ``body`` again."""
 
     @classmethod
     def of_sample(cls, sample: Sample) -> Envelope:

@@ -3,7 +3,8 @@
 Reading ``k`` of a meter is due at ``start + phase + k * interval`` on the monotonic clock, so
 the schedule never drifts however long each read takes; a read that overruns skips the ticks it
 missed (counted) instead of bunching up. Each sample is stamped with the wall-clock UTC time at
-which the read started.
+which its read went out: on a shared Modbus bus, when its first request was sent after waiting
+for the bus (:class:`~gridedge.links.TimedLink`), otherwise when the read was due.
 
 Isolation: a loop contains whatever goes wrong in its own meter's attempt. A ``LinkError`` is a
 field fault (counted by kind); any other exception from the link, its decoder, the simulator,
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 from gridedge.errors import LinkError, OutboxError
 from gridedge.histogram import Histogram
-from gridedge.links import Link
+from gridedge.links import Link, TimedLink
 from gridedge.log import FailureStreak, get_logger
 from gridedge.model import MeterStatus, Quality, Record, Sample, Sink
 
@@ -118,13 +119,14 @@ async def poll_forever(
     internal = FailureStreak(_log, "poll.internal", device=link.device)
     start = loop.time() + schedule.phase_s
     tick = 0
+    timed = link if isinstance(link, TimedLink) else None  # checked once: it costs microseconds
     while True:
         await asyncio.sleep(max(0.0, start + tick * schedule.interval_s - loop.time()))
         ts = wallclock()
         state.polls += 1
         state.busy_since = loop.time()
         try:
-            stored = await _attempt(link, ts, schedule, sink, state, streak, channels)
+            stored = await _attempt(link, timed, ts, schedule, sink, state, streak, channels)
         except OutboxError:
             raise
         except Exception as exc:
@@ -144,6 +146,7 @@ async def poll_forever(
 
 async def _attempt(
     link: Link,
+    timed: TimedLink | None,
     ts: float,
     schedule: Schedule,
     sink: Sink,
@@ -168,6 +171,10 @@ async def _attempt(
         return False
     state.read_seconds.observe(loop.time() - started)
     expected = channels() if callable(channels) else channels
+    if timed is not None:
+        # Stamped when the read went out on the bus, not when it was due: a read that waited
+        # for its neighbours on a shared bus is not moved back in time.
+        ts = timed.read_ts or ts
     await _succeeded(values, ts, sink, state, streak, expected)
     return True
 

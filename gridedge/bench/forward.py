@@ -34,7 +34,7 @@ _CHANNELS = (
 _UPSTREAM = {"name": "bench", "host": "127.0.0.1", "tls": False, "drain_rate": 0, "window": 64}
 
 
-def _cpu_s(pid: int) -> float | None:
+def process_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of a process (Linux), None where /proc is not there."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -62,14 +62,14 @@ def bench_forward(seconds: float) -> dict[str, Any]:
             upstreams=[{**_UPSTREAM, "port": port}],
         )
         runtime = daemon.Runtime()
-        broker0 = _cpu_s(pid)
+        broker0 = process_cpu_s(pid)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         with _without_plaintext_warning():
             asyncio.run(
                 daemon.run(config, shutdown_trigger=lambda: asyncio.sleep(seconds), runtime=runtime)
             )
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        broker1 = _cpu_s(pid)
+        broker1 = process_cpu_s(pid)
     state = runtime.upstreams["bench"]
     assert isinstance(state, UpstreamState)
     polled = sum(s.values for s in runtime.meters.values())
@@ -164,9 +164,9 @@ def bench_drain(seconds: float, *, backlog: int = DRAIN_BACKLOG) -> dict[str, An
         asyncio.run(_build_backlog(config, backlog))
         build_s = time.perf_counter() - built0
         with running_mosquitto(Path(tmp)) as (port, pid):
-            broker0 = _cpu_s(pid)
+            broker0 = process_cpu_s(pid)
             wall, cpu, messages = asyncio.run(_drain(config, port, backlog))
-            broker1 = _cpu_s(pid)
+            broker1 = process_cpu_s(pid)
     return {
         "backlog_samples": backlog,
         "channels_per_sample": len(_CHANNELS),

@@ -13,22 +13,33 @@ from typing import Any
 
 from gridedge.bench.soak import SoakPlan
 
+ON_REQUEST = frozenset({"reconnect", "farm"})
+"""Sections that run only when named with ``--only`` (minutes long, or a farm of processes)."""
+
 
 def run_bench(
     *,
     only: str | None = None,
-    seconds: float = 10.0,
+    seconds: float | None = None,
     drain_backlog: int | None = None,
+    meters: int | None = None,
+    connections: int | None = None,
+    headroom: bool = False,
     soak: SoakPlan | None = None,
 ) -> dict[str, Any]:
-    """Run every section (or ``only`` one) for about ``seconds`` each; ``drain`` runs until its
-    backlog (default 1,000,000 samples) is delivered. ``soak`` runs only when asked for by
-    name: its ``plan`` (default :class:`SoakPlan`) sets its length, minutes rather than seconds.
+    """Run every section (or ``only`` one) for about ``seconds`` each (default 10; ``farm``:
+    30 per run); ``drain`` runs until its backlog (default 1,000,000 samples) is delivered.
+    ``meters``, ``connections`` and ``headroom`` shape the ``farm`` section. ``soak`` runs only
+    when asked for by name: its ``plan`` (default :class:`SoakPlan`) sets its length, minutes
+    rather than seconds.
     """
     from gridedge.bench.analytics import bench_analytics
+    from gridedge.bench.farm import FARM_CONNECTIONS, FARM_METERS, bench_farm
     from gridedge.bench.forward import DRAIN_BACKLOG, bench_drain, bench_forward
     from gridedge.bench.modbus import bench_modbus
     from gridedge.bench.pipeline import bench_pipeline
+    from gridedge.bench.reconnect import bench_reconnect
+    from gridedge.bench.wire import bench_wire
 
     backlog = drain_backlog or DRAIN_BACKLOG
 
@@ -38,7 +49,11 @@ def run_bench(
         "analytics": bench_analytics,
         "forward": bench_forward,
         "drain": lambda s: bench_drain(s, backlog=backlog),
+        "wire": bench_wire,
+        "reconnect": bench_reconnect,
     }
+    farm_seconds = seconds
+    seconds = 10.0 if seconds is None else seconds
     result: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -47,10 +62,17 @@ def run_bench(
         }
     }
     for name, section in sections.items():
-        if only in (None, name):
+        if only == name or (only is None and name not in ON_REQUEST):
             result[name] = section(seconds)
     if only == "soak":
         from gridedge.bench.soak import run_soak
 
         result["soak"] = run_soak(soak or SoakPlan())
+    if only == "farm":
+        result["farm"] = bench_farm(
+            farm_seconds,
+            meters=meters or FARM_METERS,
+            connections=connections or FARM_CONNECTIONS,
+            headroom=headroom,
+        )
     return result

@@ -19,7 +19,6 @@ from pathlib import Path
 from gridedge.drivers import Driver, load_driver
 from gridedge.errors import CodecError, DriverError
 from gridedge.links.modbus.codec import compute, decode_value, read_scale_factors
-from gridedge.links.modbus.emulator import encode_readings
 from gridedge.links.modbus.planner import plan_reads
 from gridedge.simulator.faults import FaultPlan
 from gridedge.simulator.physics import MeterSimulator, SimulationParams
@@ -90,6 +89,9 @@ def round_trip_problems(driver: Driver) -> Iterable[str]:
     """What goes wrong when a simulated reading is encoded and decoded through ``driver``."""
     sim = MeterSimulator("check", driver, SimulationParams(), FaultPlan(rate_per_hour=0.0), 1)
     truth = sim.step(_CHECK_TS) or {}
+    # Deferred: the emulator pulls in pymodbus' server (and aiohttp), which a daemon never needs.
+    from gridedge.links.modbus.emulator import encode_readings
+
     image = encode_readings(driver, truth)
     plan = plan_reads(driver.channels, driver.max_registers_per_request, driver.max_gap_registers)
     responses = [

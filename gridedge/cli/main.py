@@ -163,6 +163,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         drain_backlog=args.drain_backlog,
         soak=soak_plan_of(args),
+        meters=args.meters,
+        connections=args.connections,
+        headroom=args.headroom,
     )
     print(json.dumps(result, indent=2))
     return EXIT_OK
@@ -247,10 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure capacity on this machine; prints JSON")
     p.add_argument(
         "--only",
-        choices=["pipeline", "modbus", "analytics", "forward", "drain", "soak"],
-        help="run one section (soak runs only when named: minutes, its own plan)",
+        choices=[
+            "pipeline",
+            "modbus",
+            "analytics",
+            "forward",
+            "drain",
+            "wire",
+            "reconnect",
+            "farm",
+            "soak",
+        ],
+        help="run one section (reconnect, farm and soak run only when named: minutes each)",
     )
-    p.add_argument("--seconds", type=_positive_float, default=10.0, help="length of each run")
+    p.add_argument(
+        "--seconds", type=_positive_float, default=None, help="length of each run (10; farm: 30)"
+    )
     p.add_argument(
         "--drain-backlog",
         type=_positive_int,
@@ -258,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="samples in the drain section's backlog (default 1000000)",
     )
     add_soak_options(p)
+    p.add_argument("--meters", type=_positive_int, default=None, help="farm: meters (200)")
+    p.add_argument(
+        "--connections", type=_positive_int, default=None, help="farm: Modbus TCP connections (4)"
+    )
+    p.add_argument(
+        "--headroom", action="store_true", help="farm: add meters until delivery drops below 99 %%"
+    )
     p.set_defaults(func=_cmd_bench)
     add_emulate_command(sub)
     add_scan_command(sub)

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import random
 
+HEALTHY_S = 10.0
+"""A connection that stayed up this long was healthy: losing it starts the backoff afresh."""
+
 
 class Backoff:
-    """Capped exponential backoff with "equal jitter".
+    """Capped exponential backoff with "full jitter", and a quick first retry.
 
-    The n-th consecutive failure waits a random time in ``[d/2, d]`` where
-    ``d = min(max_s, min_s * 2**n)``: never less than half the nominal delay (no hammering),
-    and gateways that lost the same broker at the same moment spread their retries.
+    The first failure after a reset waits a random time in ``[min_s/2, min_s]``: a gateway whose
+    healthy connection dropped is back within about a second of its broker. The n-th
+    consecutive failure after that waits a random time in ``[0, d]`` where
+    ``d = min(max_s, min_s * 2**n)``: thousands of gateways that lost the same broker at the
+    same moment spread their attempts over the whole interval instead of arriving together
+    (with "equal jitter", ``[d/2, d]``, half of every interval is empty and they bunch), and
+    the mean wait for a broker that is back is about a third of ``max_s``.
 
     Args:
         min_s: nominal delay after the first failure.
@@ -40,7 +47,9 @@ class Backoff:
         """The wait before the next attempt; counts one more failure."""
         nominal = self.nominal()
         self.failures += 1
-        return nominal / 2 + self._rng.random() * nominal / 2
+        if self.failures == 1:
+            return nominal / 2 + self._rng.random() * nominal / 2
+        return self._rng.random() * nominal
 
     def reset(self) -> None:
         """Forget the failures (after a connection that worked)."""

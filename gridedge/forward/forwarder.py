@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager
 
 from gridedge.drivers import Driver
 from gridedge.errors import BrokerUnavailableError, ForwardError, OutboxError
-from gridedge.forward.backoff import Backoff, RateLimit
+from gridedge.forward.backoff import HEALTHY_S, Backoff, RateLimit
 from gridedge.forward.homeassistant import HomeAssistantBridge
 from gridedge.forward.influx import pack_lines
 from gridedge.forward.ledger import Ledger
@@ -84,6 +84,7 @@ class Forwarder:
         self._dirty = asyncio.Event()  # the cursor moved and is not saved yet
         self._rate = RateLimit(config.drain_rate, clock())
         self._ledger = Ledger(0)
+        self._up_since: float | None = None  # monotonic time the current connection came up
 
     def _open_mqtt(self) -> AbstractAsyncContextManager[Publisher]:
         from gridedge.forward.mqtt import open_mqtt  # paho is imported only when forwarding
@@ -167,11 +168,17 @@ class Forwarder:
                 state.reconnects += 1
             attempts += 1
             delay = backoff.nominal()
+            self._up_since = None
             try:
-                await self._connection(upstream, backoff, streak)
+                await self._connection(upstream, streak)
             except (ForwardError, OutboxError) as exc:
                 detail = exc.detail if isinstance(exc, ForwardError) else str(exc)
                 state.last_error = detail
+                # Only a connection that lasted counts as recovered: one that a broker drops
+                # right after CONNACK keeps backing off instead of being retried every second.
+                up_since = self._up_since
+                if up_since is not None and time.monotonic() - up_since >= HEALTHY_S:
+                    backoff.reset()
                 delay = backoff.next_delay()
                 streak.failed(detail, error_type=type(exc).__name__, retry_in_s=round(delay, 2))
             finally:
@@ -179,9 +186,7 @@ class Forwarder:
                 self._ledger.lost()
             await asyncio.sleep(delay)  # backoff, not synchronisation
 
-    async def _connection(
-        self, upstream: Upstream, backoff: Backoff, streak: FailureStreak
-    ) -> None:
+    async def _connection(self, upstream: Upstream, streak: FailureStreak) -> None:
         """One connection, from connecting to its end.
 
         Raises:
@@ -195,7 +200,7 @@ class Forwarder:
             async with self._connect() as publisher:
                 state.connected, state.last_error = True, None
                 state.connects += 1
-                backoff.reset()
+                self._up_since = time.monotonic()
                 streak.succeeded()
                 _log.info(
                     "forward.connected",

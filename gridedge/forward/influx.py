@@ -88,6 +88,9 @@ def line(envelope: Envelope, identity: Identity, epoch: str | None = None) -> st
     values = body.get("values")
     _flatten("", values if isinstance(values, Mapping) else body, flat)
     if isinstance(values, Mapping):
+        # An integer register's reading arrives as a JSON integer; InfluxDB fixes a field's
+        # type at its first write, so channels stay float fields whatever their register.
+        flat = {k: float(v) if type(v) is int else v for k, v in flat.items()}
         _flatten("", {k: v for k, v in body.items() if k != "values"}, flat)
     fields = [
         f"{escape_key(key)}={text}"

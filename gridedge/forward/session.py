@@ -21,6 +21,7 @@ from typing import Protocol
 
 from gridedge.errors import BrokerUnavailableError, ForwardError, MessageRefusedError
 from gridedge.forward.backoff import RateLimit
+from gridedge.forward.compression import compressor
 from gridedge.forward.ledger import Ledger
 from gridedge.forward.payload import Identity, Message, pack
 from gridedge.forward.settings import UpstreamConfig
@@ -42,7 +43,11 @@ class Publisher(Protocol):
     error: ForwardError | None
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
-        """Publish at QoS 1; the future completes on PUBACK or fails with a ForwardError."""
+        """Publish at QoS 1; the future completes on PUBACK or fails with a ForwardError.
+
+        A compressed payload is published with ``content_encoding=`` its compression as well
+        (see :class:`gridedge.forward.mqtt.MqttPublisher`).
+        """
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the connection ends."""
@@ -128,7 +133,22 @@ class Session:
         self._failure: ForwardError | None = None
         self._rate_delay = 0.0
         self._cursor = upstream.ledger.cursor
+        self._compression = upstream.config.compression
+        self._compress = compressor(self._compression)
         publisher.on_close(upstream.wake.set)
+
+    def _pack(self, envelopes: Sequence[Envelope]) -> list[Message]:
+        """Messages carrying ``envelopes``, batches compressed as the upstream asks."""
+        up = self._up
+        messages = up.pack(envelopes, up.identity, up.config.max_batch_bytes)
+        compress = self._compress
+        if compress is None:
+            return messages
+        encoding = self._compression.value
+        return [
+            Message(m.topic, compress(m.payload), m.seqs, encoding) if len(m.seqs) > 1 else m
+            for m in messages
+        ]
 
     def _side(self, messages: list[Message]) -> None:
         """Publish retained side messages; their outcome changes no delivery state."""
@@ -189,7 +209,7 @@ class Session:
             taken = ledger.take_urgent(urgent)
             if up.mirror is not None:
                 self._side(up.mirror.on_envelopes(taken))
-            for message in up.pack(taken, up.identity, up.config.max_batch_bytes):
+            for message in self._pack(taken):
                 self._send(message, urgent=True)
                 progressed = True
         self._rate_delay = 0.0
@@ -226,13 +246,17 @@ class Session:
         fresh = ledger.take_backlog(chunk)
         if up.mirror is not None:
             self._side(up.mirror.on_envelopes(fresh))
-        self._staged.extend(up.pack(fresh, up.identity, up.config.max_batch_bytes))
+        self._staged.extend(self._pack(fresh))
         self._moved()
         return True
 
     def _send(self, message: Message, *, urgent: bool) -> None:
         up = self._up
-        done = self._pub.publish(message.topic, message.payload)
+        if message.encoding is None:
+            done = self._pub.publish(message.topic, message.payload)
+        else:
+            publish: Callable[..., asyncio.Future[None]] = self._pub.publish
+            done = publish(message.topic, message.payload, content_encoding=message.encoding)
         msg_id = up.ledger.sent(message.seqs, now=up.clock(), urgent=urgent)
         up.state.published += 1
         up.state.envelopes_published += len(message.seqs)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from gridedge.errors import ForwardError
+from gridedge.forward.compression import Compression, available
 from gridedge.tomlread import Table
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -74,6 +75,7 @@ class UpstreamConfig:
         reconnect_max_s: cap of the wait, which doubles (with jitter) per failure.
         enabled: false keeps the table but neither forwards to it nor waits for it.
         format: ``json`` or ``influx`` (line protocol) for envelope messages.
+        compression: ``none``, ``gzip`` or ``zstd`` for messages carrying several envelopes.
         home_assistant: publish Home Assistant MQTT discovery and a flat state topic per meter.
         discovery_prefix: Home Assistant's discovery prefix.
         health_interval_s: seconds between retained ``health`` messages of the gateway; 0 for
@@ -110,6 +112,7 @@ class UpstreamConfig:
     reconnect_max_s: float = 10.0
     enabled: bool = True
     format: PayloadFormat = PayloadFormat.JSON
+    compression: Compression = Compression.NONE
     home_assistant: bool = False
     discovery_prefix: str = "homeassistant"
     health_interval_s: float = 60.0
@@ -175,6 +178,7 @@ def _upstream(t: Table, gateway_id: str, base_dir: Path) -> UpstreamConfig:
         reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, min=0.01, max=86400),
         enabled=t.boolean("enabled", True),
         format=t.choice("format", PayloadFormat, d.format),
+        compression=t.choice("compression", Compression, d.compression),
         home_assistant=t.boolean("home_assistant", d.home_assistant),
         discovery_prefix=_discovery_prefix(t),
         health_interval_s=t.number("health_interval_s", d.health_interval_s, min=0.0, max=86400),
@@ -206,6 +210,8 @@ def _check(t: Table, cfg: UpstreamConfig) -> None:
         raise t.fail("username", "required when a password is set")
     if len(cfg.client_id.encode()) > 65535:
         raise t.fail("client_id", "longer than MQTT allows (65535 bytes)")
+    if not available(cfg.compression):
+        raise t.fail("compression", "zstd needs the zstandard package: pip install gridedge[zstd]")
     if cfg.reconnect_max_s < cfg.reconnect_min_s:
         raise t.fail(
             "reconnect_max_s", f"expected at least reconnect_min_s ({cfg.reconnect_min_s})"

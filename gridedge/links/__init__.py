@@ -7,7 +7,7 @@ configuration.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Link(Protocol):
@@ -28,5 +28,22 @@ class Link(Protocol):
         Raises:
             LinkError: a subclass saying why nothing could be read (timeout, Modbus exception,
                 garbled frame).
+        """
+        ...
+
+
+@runtime_checkable
+class TimedLink(Link, Protocol):
+    """A link that knows when its last read actually went out.
+
+    On a shared bus a read may wait for the meters ahead of it; the poll loop stamps such a
+    link's sample with ``read_ts`` instead of the time the read was due, so queueing never
+    shifts readings in time.
+    """
+
+    @property
+    def read_ts(self) -> float | None:
+        """Wall-clock UTC time the last read's first request was sent (after waiting for the
+        bus); None when nothing was sent.
         """
         ...

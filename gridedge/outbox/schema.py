@@ -175,6 +175,7 @@ def decode(seq: int, kind: str, device: str, ts: float, urgent: int, body: str) 
         body=json.loads(body),
         urgent=bool(urgent),
         seq=seq,
+        stored_body=body,
     )
 
 

@@ -176,6 +176,8 @@ class ModbusBus:
         self._guard.stats = self.stats
         self.connects = 0
         """Connections opened."""
+        self.last_sent_ts = 0.0
+        """Wall-clock UTC time the most recent request was sent (after the lock and gap)."""
 
     @property
     def name(self) -> str:
@@ -210,6 +212,7 @@ class ModbusBus:
                 # Modbus RTU: a frame ends with a silent interval; sending earlier merges frames.
                 await asyncio.sleep(gap)
             sent = loop.time()
+            self.last_sent_ts = time.time()
             try:
                 return await self._transact(device, unit_id, table, address, count, timeout_s)
             except LinkError as exc:

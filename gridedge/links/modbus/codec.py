@@ -32,6 +32,7 @@ from gridedge.links.modbus.planner import (
     BIT_TABLES,
     ReadRequest,
 )
+from gridedge.links.modbus.precision import source_precision
 
 SCALE_FACTOR_NA = -32768
 """A SunSpec scale-factor register holding 0x8000: the values it scales are not implemented."""
@@ -157,7 +158,7 @@ def decode_channel(
         value = _apply_scale_factor(value, scale_factor)
     if not math.isfinite(value):
         raise CodecError(f"{channel.name}: the meter sent a non-finite value ({value})")
-    return float(value)
+    return source_precision(channel, raw, float(value), scale_factor)
 
 
 def is_not_available(channel: Channel, registers: Sequence[int]) -> bool:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gridedge.drivers import Driver, RegisterTable
 from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError, FrameError
+from gridedge.links.modbus.block import block_decoder
 from gridedge.links.modbus.codec import compute, decode_value, read_scale_factors
 from gridedge.links.modbus.planner import ReadRequest, plan_reads
 
@@ -62,6 +63,16 @@ class RegisterBus(Protocol):
         ...
 
 
+@runtime_checkable
+class TimedBus(Protocol):
+    """A bus that records when its last request went out (:class:`~.bus.ModbusBus` does)."""
+
+    @property
+    def last_sent_ts(self) -> float:
+        """Wall-clock UTC time the most recent request was sent, after the bus lock."""
+        ...
+
+
 class ModbusLink:
     """Reads one meter model (``driver``) at ``unit_id`` on ``bus``.
 
@@ -94,7 +105,15 @@ class ModbusLink:
         )
         self._computed = driver.computed
         self._channel_count = len(driver.channel_names)
+        # Keyed by identity: the plan's requests live as long as the link.
+        self._block_decoders = {
+            id(request): decoder
+            for request in self._plan
+            if (decoder := block_decoder(request)) is not None
+        }
         self._answered_last = True
+        self._timed_bus = bus if isinstance(bus, TimedBus) else None
+        self._read_ts: float | None = None
         self.errors: Counter[str] = Counter()
         """Failed requests by error kind, retried ones included; ``decode`` counts channels
         that arrived but did not decode."""
@@ -124,6 +143,13 @@ class ModbusLink:
         """The requests one read sends."""
         return self._plan
 
+    @property
+    def read_ts(self) -> float | None:
+        """When the last read's first request went out on the bus (None on a bus that does
+        not say, or when no request was sent).
+        """
+        return self._read_ts
+
     async def read(self) -> dict[str, float]:
         """Read and decode every channel of the driver.
 
@@ -134,6 +160,7 @@ class ModbusLink:
         """
         responses: list[tuple[ReadRequest, list[int]]] = []
         fault: DeviceFaultError | None = None
+        self._read_ts = None
         for request in self._plan:
             try:
                 responses.append((request, await self._request(request)))
@@ -155,6 +182,10 @@ class ModbusLink:
                     request.count,
                     timeout_s=self._timeout_s,
                 )
+                # The bus is released only as its read returns, with no await since: what it
+                # sent last is this request.
+                if self._read_ts is None and self._timed_bus is not None:
+                    self._read_ts = self._timed_bus.last_sent_ts
                 if len(registers) != request.count:
                     raise FrameError(
                         self._device,
@@ -186,6 +217,10 @@ class ModbusLink:
                 self.errors["decode"] += 1
         values: dict[str, float] = {}
         for request, registers in responses:
+            fast = self._block_decoders.get(id(request))
+            if fast is not None and (decoded := fast(registers)) is not None:
+                values.update(decoded)
+                continue
             for ch in request.channels:
                 at = ch.address - request.address
                 sf_address = ch.scale_factor_address

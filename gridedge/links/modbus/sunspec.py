@@ -240,6 +240,11 @@ class SunSpecLink:
             return len(self._driver.channel_names)
         return self._inner.channel_count
 
+    @property
+    def read_ts(self) -> float | None:
+        """When the last read of the bound model went out (see :class:`ModbusLink`)."""
+        return None if self._inner is None else self._inner.read_ts
+
     async def read(self) -> dict[str, float]:
         """Discover the chain (the first time), then read the bound model.
 

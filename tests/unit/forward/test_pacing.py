@@ -17,16 +17,29 @@ from gridedge.forward.backoff import Backoff, RateLimit
     failures=st.integers(0, 200),
     seed=st.integers(0, 2**32),
 )
-def test_backoff_delays_stay_between_half_the_nominal_delay_and_the_cap(
+def test_backoff_retries_first_within_the_first_delay_then_anywhere_below_the_nominal(
     min_s: float, factor: float, failures: int, seed: int
 ) -> None:
-    """Every delay lies in [d/2, d] with d = min(max, min * 2**n), never above the cap."""
+    """The first delay lies in [min/2, min]; later ones in [0, d], d = min(max, min * 2**n)."""
     backoff = Backoff(min_s, min_s * factor, random.Random(seed))
-    for n in range(failures + 1):
+    assert min_s / 2 <= backoff.next_delay() <= min_s
+    for n in range(1, failures + 1):
         nominal = min(backoff.max_s, min_s * 2.0 ** min(n, 64))
         delay = backoff.next_delay()
-        assert nominal / 2 <= delay <= nominal
+        assert 0 <= delay <= nominal
         assert delay <= backoff.max_s
+
+
+def test_full_jitter_spreads_retries_over_the_whole_interval() -> None:
+    """At the cap, a thousand gateways' delays fill [0, max] evenly: each tenth gets 5-15 %."""
+    delays = []
+    for seed in range(1000):
+        backoff = Backoff(1.0, 10.0, random.Random(seed))
+        for _ in range(6):
+            delay = backoff.next_delay()
+        delays.append(delay)
+    shares = [sum(1 for d in delays if k <= d < k + 1) / len(delays) for k in range(10)]
+    assert all(0.05 <= share <= 0.15 for share in shares), shares
 
 
 def test_backoff_doubles_until_the_cap_and_starts_over_after_reset() -> None:
