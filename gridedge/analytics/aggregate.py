@@ -1,7 +1,7 @@
 """Aggregates and report-by-exception: fewer bytes over a slow uplink.
 
-:class:`WindowAggregator` keeps, per device and window length (1 and 15 minutes by default),
-the min, max, mean, last value and count of every channel, and emits one ``aggregate`` envelope
+:class:`WindowBank` keeps, per device and window length (1 and 15 minutes by default), the
+min, max, mean, last value and count of every channel (one array for all of them), and emits one ``aggregate`` envelope
 per device when a window closes (when the first sample of a later window arrives). Windows are
 aligned to the epoch, so every gateway cuts them at the same instants.
 
@@ -13,66 +13,91 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
+from gridedge.analytics.calibrate import Floats, Index
 from gridedge.model import Envelope, Kind
 
-# Per channel: [min, max, sum, count, last].
-_Stats = list[float]
+class WindowBank:
+    """Windows of one length for one device, every channel in one array.
 
+    Args:
+        device: the device the envelopes are for.
+        window_s: the window length.
+        names: the device's channel names by index (the list grows with the device).
+    """
 
-class WindowAggregator:
-    """Windows of one length for one device."""
+    __slots__ = ("_device", "_names", "_start", "_stats", "_window_s")
 
-    __slots__ = ("_device", "_start", "_stats", "_window_s")
+    # Rows of _stats: min, max, sum, count, last.
+    _MIN, _MAX, _SUM, _COUNT, _LAST = range(5)
 
-    def __init__(self, device: str, window_s: float) -> None:
+    def __init__(self, device: str, window_s: float, names: list[str]) -> None:
         self._device = device
         self._window_s = window_s
+        self._names = names
         self._start: float | None = None
-        self._stats: dict[str, _Stats] = {}
+        self._stats = self._empty(len(names))
 
-    def add(self, ts: float, values: Mapping[str, float]) -> Envelope | None:
-        """Count one sample; returns the envelope of the window it closed, if any."""
+    @classmethod
+    def _empty(cls, channels: int) -> Floats:
+        stats = np.zeros((5, channels))
+        stats[cls._MIN], stats[cls._MAX] = np.inf, -np.inf
+        return stats
+
+    def grow(self, extra: int) -> None:
+        """Make room for ``extra`` more channels."""
+        self._stats = np.concatenate([self._stats, self._empty(extra)], axis=1)
+
+    def add(self, ts: float, values: Floats, sel: Index) -> Envelope | None:
+        """Count one sample's values (of channels ``sel``); returns the envelope of the window
+        it closed, if any.
+        """
         w = self._window_s
         start = ts - ts % w
         closed = None
+        st = self._stats
         if start != self._start:
-            if self._start is not None and self._stats:
+            if self._start is not None:
                 closed = self._envelope()
             self._start = start
-            self._stats = {}
-        stats = self._stats
-        for ch, v in values.items():
-            st = stats.get(ch)
-            if st is None:
-                stats[ch] = [v, v, v, 1.0, v]
-                continue
-            if v < st[0]:
-                st[0] = v
-            elif v > st[1]:
-                st[1] = v
-            st[2] += v
-            st[3] += 1.0
-            st[4] = v
+            st[:] = self._empty(st.shape[1])
+        st[self._MIN, sel] = np.minimum(st[self._MIN, sel], values)
+        st[self._MAX, sel] = np.maximum(st[self._MAX, sel], values)
+        st[self._SUM, sel] += values
+        st[self._COUNT, sel] += 1.0
+        st[self._LAST, sel] = values
         return closed
 
     def flush(self) -> Envelope | None:
         """The envelope of the open window (for an orderly stop), or None."""
-        if self._start is None or not self._stats:
+        if self._start is None:
             return None
         env = self._envelope()
-        self._start, self._stats = None, {}
+        self._start = None
+        self._stats[:] = self._empty(self._stats.shape[1])
         return env
 
-    def _envelope(self) -> Envelope:
+    def _envelope(self) -> Envelope | None:
         assert self._start is not None
-        channels = {ch: _summary(st) for ch, st in self._stats.items()}
+        st = self._stats
+        counted = np.flatnonzero(st[self._COUNT] > 0.0)
+        if not len(counted):
+            return None
+        lo, hi, total, count, last = st[:, counted].tolist()
+        channels = {
+            self._names[c]: {
+                "min": lo[k],
+                "max": hi[k],
+                "mean": total[k] / count[k],
+                "last": last[k],
+                "count": int(count[k]),
+            }
+            for k, c in enumerate(counted.tolist())
+        }
         end = self._start + self._window_s
         body = {"window_s": self._window_s, "start": self._start, "end": end, "channels": channels}
         return Envelope(kind=Kind.AGGREGATE, device=self._device, ts=end, body=body)
-
-
-def _summary(st: _Stats) -> dict[str, float]:
-    return {"min": st[0], "max": st[1], "mean": st[2] / st[3], "last": st[4], "count": int(st[3])}
 
 
 class Deadband:
