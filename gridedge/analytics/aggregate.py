@@ -11,7 +11,7 @@ moved by more than the deadband since the value last passed on, or ``max_silence
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -19,68 +19,76 @@ from gridedge.analytics.calibrate import Floats, Index
 from gridedge.model import Envelope, Kind
 
 class WindowBank:
-    """Windows of one length for one device, every channel in one array.
+    """The windows of every configured length for one device, every channel in one array.
 
     Args:
         device: the device the envelopes are for.
-        window_s: the window length.
+        windows_s: the window lengths.
         names: the device's channel names by index (the list grows with the device).
     """
 
-    __slots__ = ("_device", "_names", "_start", "_stats", "_window_s")
+    __slots__ = ("_device", "_names", "_starts", "_stats", "_windows_s")
 
-    # Rows of _stats: min, max, sum, count, last.
+    # Rows of _stats (per window): min, max, sum, count, last.
     _MIN, _MAX, _SUM, _COUNT, _LAST = range(5)
 
-    def __init__(self, device: str, window_s: float, names: list[str]) -> None:
+    def __init__(self, device: str, windows_s: Sequence[float], names: list[str]) -> None:
         self._device = device
-        self._window_s = window_s
+        self._windows_s = tuple(windows_s)
         self._names = names
-        self._start: float | None = None
-        self._stats = self._empty(len(names))
+        self._starts: list[float | None] = [None] * len(self._windows_s)
+        self._stats = np.zeros((len(self._windows_s), 5, len(names)))
+        for w in range(len(self._windows_s)):
+            self._reset(w)
 
-    @classmethod
-    def _empty(cls, channels: int) -> Floats:
-        stats = np.zeros((5, channels))
-        stats[cls._MIN], stats[cls._MAX] = np.inf, -np.inf
-        return stats
+    def _reset(self, w: int) -> None:
+        st = self._stats[w]
+        st[:] = 0.0
+        st[self._MIN], st[self._MAX] = np.inf, -np.inf
 
     def grow(self, extra: int) -> None:
         """Make room for ``extra`` more channels."""
-        self._stats = np.concatenate([self._stats, self._empty(extra)], axis=1)
+        fresh = np.zeros((len(self._windows_s), 5, extra))
+        fresh[:, self._MIN], fresh[:, self._MAX] = np.inf, -np.inf
+        self._stats = np.concatenate([self._stats, fresh], axis=2)
 
-    def add(self, ts: float, values: Floats, sel: Index) -> Envelope | None:
-        """Count one sample's values (of channels ``sel``); returns the envelope of the window
-        it closed, if any.
+    def add(self, ts: float, values: Floats, sel: Index) -> list[Envelope]:
+        """Count one sample's values (of channels ``sel``); returns the envelopes of the
+        windows it closed.
         """
-        w = self._window_s
-        start = ts - ts % w
-        closed = None
+        closed = []
+        starts = self._starts
+        for w, length in enumerate(self._windows_s):
+            start = ts - ts % length
+            if start != starts[w]:
+                if starts[w] is not None and (env := self._envelope(w)) is not None:
+                    closed.append(env)
+                starts[w] = start
+                self._reset(w)
+        if not self._windows_s:
+            return closed
         st = self._stats
-        if start != self._start:
-            if self._start is not None:
-                closed = self._envelope()
-            self._start = start
-            st[:] = self._empty(st.shape[1])
-        st[self._MIN, sel] = np.minimum(st[self._MIN, sel], values)
-        st[self._MAX, sel] = np.maximum(st[self._MAX, sel], values)
-        st[self._SUM, sel] += values
-        st[self._COUNT, sel] += 1.0
-        st[self._LAST, sel] = values
+        st[:, self._MIN, sel] = np.minimum(st[:, self._MIN, sel], values)
+        st[:, self._MAX, sel] = np.maximum(st[:, self._MAX, sel], values)
+        st[:, self._SUM, sel] += values
+        st[:, self._COUNT, sel] += 1.0
+        st[:, self._LAST, sel] = values
         return closed
 
-    def flush(self) -> Envelope | None:
-        """The envelope of the open window (for an orderly stop), or None."""
-        if self._start is None:
-            return None
-        env = self._envelope()
-        self._start = None
-        self._stats[:] = self._empty(self._stats.shape[1])
-        return env
+    def flush(self) -> list[Envelope]:
+        """The envelopes of the open windows (for an orderly stop)."""
+        out = []
+        for w, start in enumerate(self._starts):
+            if start is not None and (env := self._envelope(w)) is not None:
+                out.append(env)
+            self._starts[w] = None
+            self._reset(w)
+        return out
 
-    def _envelope(self) -> Envelope | None:
-        assert self._start is not None
-        st = self._stats
+    def _envelope(self, w: int) -> Envelope | None:
+        start = self._starts[w]
+        assert start is not None
+        st = self._stats[w]
         counted = np.flatnonzero(st[self._COUNT] > 0.0)
         if not len(counted):
             return None
@@ -95,8 +103,9 @@ class WindowBank:
             }
             for k, c in enumerate(counted.tolist())
         }
-        end = self._start + self._window_s
-        body = {"window_s": self._window_s, "start": self._start, "end": end, "channels": channels}
+        length = self._windows_s[w]
+        end = start + length
+        body = {"window_s": length, "start": start, "end": end, "channels": channels}
         return Envelope(kind=Kind.AGGREGATE, device=self._device, ts=end, body=body)
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 _T = TypeVar("_T", bound=np.generic)
+_SKIP = 255
+"""A pending bin that holds no value (the channel was missing from that sample)."""
 
 SURPRISE_HALF = 3.0
 """The surprise (``-log10`` tail probability) that maps to a score of 0.5."""
@@ -41,32 +43,68 @@ class SurpriseBank:
         memory: values after which an old count has faded to ``1/e`` of a new one.
     """
 
-    __slots__ = ("_ar", "_floor", "_grow", "_learned", "_seen", "_tails", "_top", "_views", "_w")
+    __slots__ = (
+        "_floor",
+        "_folds",
+        "_grow",
+        "_npend",
+        "_pending",
+        "_rows",
+        "_seen",
+        "_settled",
+        "_span",
+        "_tails",
+        "_top",
+        "_w",
+    )
 
-    WIDTH = 0.125
+    WIDTH = 0.14
     """Bin width in ``log1p(distance)``."""
-    BINS = 40
+    BINS = 36
     """Bins: distances up to ``expm1(BINS * WIDTH)`` (about 150) are told apart."""
     BEYOND = 3.0
     RECUT = 64
     """Values between two refreshes of the top of each distribution."""
+    FOLD = 4
+    """Values learnt in one batch: a score never waits for them, it just does not count the
+    last few values yet."""
     _RESCALE_AT = 1e30
+    _PRIOR = 1e-30
+    """Mass at the bottom of an empty histogram: a first lookup divides by it, not by 0."""
 
     def __init__(self, views: int, channels: int, memory: int) -> None:
-        self._views = views
         # One zero bin beyond the last: the tail above the last bin, so lookups need no branch.
         self._tails = np.zeros((views, self.BINS + 1, channels), np.float32)
+        self._tails[:, 0, :] = self._PRIOR
         self._w = np.ones(channels)
         self._seen = np.zeros(channels)
+        # Per view and channel, in log1p(distance): where the tail falls below the floor.
         self._top = np.zeros((views, channels), np.float32)
         self._grow = 1.0 / (1.0 - 1.0 / memory)
         self._floor = 0.5 / memory
-        self._learned = 0
-        self._ar = np.arange(self.BINS + 1).reshape(1, -1, 1)
+        # Updates after which every channel has seen ``memory`` values (then the floor is
+        # fixed); a channel added later restarts the count.
+        self._settled = memory
+        self._folds = 0
+        self._pending = np.full((self.FOLD, views, channels), _SKIP, np.uint8)
+        self._npend = 0
+        self._rows = np.arange(views).reshape(-1, 1)
+        self._span = self.BINS * self.WIDTH
+
+    @classmethod
+    def _bases(cls, views: int, channels: int) -> npt.NDArray[np.intp]:
+        """Flat index of bin 0 of each view and channel in the tails array."""
+        rows = np.arange(views).reshape(-1, 1) * (cls.BINS + 1) * channels
+        return rows + np.arange(channels).reshape(1, -1)
 
     def grow(self, extra: int) -> None:
         """Make room for ``extra`` more channels (a channel that appeared later)."""
-        self._tails = pad(self._tails, extra, 0.0)
+        views = self._tails.shape[0]
+        fresh = np.zeros((views, self.BINS + 1, extra), np.float32)
+        fresh[:, 0, :] = self._PRIOR
+        self._tails = np.concatenate([self._tails, fresh], axis=-1)
+        self._settled = self._folds * self.FOLD + round(1.0 / (1.0 - 1.0 / self._grow))
+        self._pending = pad(self._pending, extra, _SKIP)
         self._w = pad(self._w, extra, 1.0)
         self._seen = pad(self._seen, extra, 0.0)
         self._top = pad(self._top, extra, 0.0)
@@ -80,32 +118,49 @@ class SurpriseBank:
         lx = np.log1p(distances)
         pos = lx * (1.0 / self.WIDTH)
         i = np.minimum(pos, self.BINS - 1).astype(np.intp)
-        rows = np.arange(self._views).reshape(-1, 1)
+        rows = self._rows
         at = tails[rows, i, cols]
         above = tails[rows, i + 1, cols]
-        total = tails[:, 0, sel]
-        frac = np.clip(i + 1 - pos, 0.0, 1.0)
-        seen = self._seen[sel]
-        floor = np.maximum(self._floor, 0.5 / np.maximum(seen, 1.0))
-        known = total > 0.0
-        p = (above + frac * (at - above)) / np.where(known, total, 1.0)
-        beyond = np.maximum(lx - self._top[:, sel] * self.WIDTH, 0.0)
+        # Linear within the bin; beyond the last bin the fraction goes negative: rarer than any.
+        p = (above + ((i + 1) - pos) * (at - above)) / tails[:, 0, sel]
+        floor: Floats | float = self._floor
+        if self._folds * self.FOLD < self._settled:
+            floor = np.maximum(self._floor, 0.5 / np.maximum(self._seen[sel], 1.0))
+        s = np.log10(np.maximum(p, floor))
+        np.negative(s, out=s)
         rare = p < floor
-        s = np.where(rare, self.BEYOND * beyond - np.log10(floor), -np.log10(np.where(rare, 1, p)))
-        s = np.where(known, s, 0.0)
-        # Learn: the weight goes to every tail sum at or below the value's bin.
-        w = self._w[sel]
-        tails[:, :, sel] += (self._ar <= i[:, None, :]) * w.astype(np.float32)
-        self._top[:, sel] = np.maximum(self._top[:, sel], np.minimum(pos, self.BINS))
-        self._seen[sel] = seen + 1.0
-        w *= self._grow
-        self._w[sel] = w
-        if w.max(initial=0.0) > self._RESCALE_AT:
-            self._rescale()
-        self._learned += 1
-        if self._learned % self.RECUT == 0:
-            self._recut()
+        if rare.any():
+            beyond = np.maximum(lx - self._top[:, sel], 0.0)
+            s += np.where(rare, self.BEYOND * beyond, 0.0)
+        # Learn: the bin goes to the pending batch; every FOLD values the batch's weights are
+        # added to every tail sum at or below their bins (one pass for the whole batch).
+        self._pending[self._npend][:, sel] = i
+        self._top[:, sel] = np.maximum(self._top[:, sel], np.minimum(lx, self._span))
+        self._npend += 1
+        if self._npend == self.FOLD:
+            self._fold()
         return s
+
+    def _fold(self) -> None:
+        """Add the pending batch to the histograms (each value at the weight of the newest)."""
+        pending = self._pending
+        bins, tails = self.BINS, self._tails
+        views, _, channels = tails.shape
+        present = (pending[:, 0, :] != _SKIP).sum(axis=0)
+        weights = np.broadcast_to(self._w.astype(np.float32), pending.shape) * (pending != _SKIP)
+        flat = np.minimum(pending, bins).astype(np.intp) * channels + self._bases(views, channels)
+        counts = np.bincount(flat.ravel(), weights.ravel(), views * (bins + 1) * channels)
+        counts = counts.reshape(views, bins + 1, channels)
+        tails += np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+        self._w *= self._grow**present
+        self._seen += present
+        pending[:] = _SKIP
+        self._npend = 0
+        self._folds += 1
+        if self._folds % (self.RECUT // self.FOLD) == 0:
+            if self._w.max(initial=0.0) > self._RESCALE_AT:
+                self._rescale()
+            self._recut()
 
     def _rescale(self) -> None:
         big = self._w > self._RESCALE_AT
@@ -121,13 +176,12 @@ class SurpriseBank:
         rare = (self._floor * tails[:, 0, :])[:, None, :]
         count = (tails >= rare).sum(axis=1)
         j = np.clip(count - 1, 0, self.BINS - 1)
-        rows = np.arange(self._views).reshape(-1, 1)
         cols = np.arange(tails.shape[2]).reshape(1, -1)
-        at, above = tails[rows, j, cols], tails[rows, j + 1, cols]
+        at, above = tails[self._rows, j, cols], tails[self._rows, j + 1, cols]
         drop = at - above
         inside = (at - rare[:, 0, :]) / np.where(drop > 0.0, drop, 1.0)
-        top = j + np.clip(inside, 0.0, 1.0)
-        self._top = np.where(tails[:, 0, :] > 0.0, top, 0.0).astype(np.float32)
+        top = (j + np.clip(inside, 0.0, 1.0)) * self.WIDTH
+        self._top = top.astype(np.float32)
 
 
 def pad(a: npt.NDArray[_T], extra: int, fill: float) -> npt.NDArray[_T]:

@@ -83,7 +83,9 @@ class DetectorBank:
         "_a_long",
         "_a_short",
         "_a_step",
+        "_a_two",
         "_bins",
+        "_complete",
         "_cells",
         "_p",
         "_profile",
@@ -93,9 +95,10 @@ class DetectorBank:
         "_young",
     )
 
-    # Rows of _state: values seen, level, variance, previous value, variance of the change,
-    # persistence average, typical seasonal residual.
-    _N, _LEVEL, _VAR, _PREV, _STEP_VAR, _PERSIST, _RESID = range(7)
+    # Rows of _state: level, previous value (the "mean" of the step view), variance of the
+    # value, variance of the change, persistence average, typical seasonal residual, values
+    # seen. Level and step sit side by side so one operation updates both.
+    _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N = range(7)
 
     def __init__(self, params: DetectorParams | None, channels: int) -> None:
         p = params if params is not None else DetectorParams()
@@ -103,14 +106,18 @@ class DetectorBank:
         self._a_long = 1.0 / p.long_samples
         self._a_step = 1.0 / p.step_samples
         self._a_short = 1.0 / p.short_samples
+        self._a_two = np.array([[self._a_long], [self._a_step]])
         self._bins = p.seasonal_bins
+        # Per time-of-day bin: every channel has seen it at least twice (the steady case).
+        self._complete = np.zeros(max(1, p.seasonal_bins), bool)
         self._settle = min(p.warmup_samples // 2, 100)
         self._state = np.zeros((7, channels))
         self._state[[self._STEP_VAR, self._RESID]] = -1.0
-        # Per time-of-day bin: the mean (float32 is ample for a profile) and whether the bin has
-        # seen no, one, or at least two values (only "at least two" makes a residual count).
-        self._profile = np.zeros((max(1, p.seasonal_bins), channels), np.float32)
-        self._cells = np.zeros((max(1, p.seasonal_bins), channels), np.uint8)
+        # Per time-of-day bin: the mean (float32 is ample for a profile; NaN until the bin sees
+        # its channel's first value) and the device's samples in it (only from the second on
+        # does a residual count).
+        self._profile = np.full((max(1, p.seasonal_bins), channels), np.nan, np.float32)
+        self._cells = np.zeros(max(1, p.seasonal_bins), np.int64)
         self._surprise = SurpriseBank(_VIEWS, channels, p.calibration_samples)
         self._young = True
 
@@ -119,19 +126,20 @@ class DetectorBank:
         fresh = np.zeros((7, extra))
         fresh[[self._STEP_VAR, self._RESID]] = -1.0
         self._state = np.concatenate([self._state, fresh], axis=1)
-        self._profile = pad(self._profile, extra, 0.0)
-        self._cells = pad(self._cells, extra, 0)
+        self._profile = pad(self._profile, extra, np.nan)
         self._surprise.grow(extra)
+        self._complete[:] = False
         self._young = True
 
     def update(self, ts: float, values: Floats, sel: Index, cols: npt.NDArray[np.intp]) -> Floats:
         """Score ``values`` (of channels ``sel``, indices ``cols``) in [0, 1) against the past,
         then learn them; a channel's first ``warmup_samples`` values score 0.
         """
+        if not self._young:
+            return self._steady(ts, values, sel, cols)
         st = self._state
         n = st[self._N, sel] + 1.0
         st[self._N, sel] = n
-        young = self._young
         # Level: distance from the long mean in deviations.
         level, var = st[self._LEVEL, sel], st[self._VAR, sel]
         e = values - level
@@ -144,27 +152,22 @@ class DetectorBank:
         dd = d * d
         step_var = st[self._STEP_VAR, sel]
         a = np.maximum(1.0 / n, self._a_step)
-        if young:
-            first, unset = n == 1.0, step_var < 0.0
-            var = np.where(n > 2.0, var, np.where(first, 0.0, e * e))
-            level = np.where(first, values, level)
-            z_step = np.where(unset, 0.0, np.abs(d) / _safe_sd(np.maximum(step_var, 0.0)))
-            step_var = np.where(unset, dd, step_var + a * (dd - step_var))
-            step_var = np.where(first, -1.0, step_var)
-            self._young = bool((st[self._N] <= max(2, self._p.warmup_samples)).any())
-        else:
-            z_step = np.abs(d) / _safe_sd(step_var)
-            step_var = step_var + a * (dd - step_var)
+        first, unset = n == 1.0, step_var < 0.0
+        var = np.where(n > 2.0, var, np.where(first, 0.0, e * e))
+        level = np.where(first, values, level)
+        z_step = np.where(unset, 0.0, np.abs(d) / _safe_sd(np.maximum(step_var, 0.0)))
+        step_var = np.where(unset, dd, step_var + a * (dd - step_var))
+        step_var = np.where(first, -1.0, step_var)
+        self._young = bool((st[self._N] <= max(2, self._p.warmup_samples)).any())
         st[self._LEVEL, sel], st[self._VAR, sel], st[self._PREV, sel] = level, var, values
         st[self._STEP_VAR, sel] = step_var
-        z_season = self._seasonal(ts, values, sel)
+        z_season = np.zeros(len(values))
+        if self._bins:
+            z_season = self._seasonal(ts, values, sel, z_season)
         persist = st[self._PERSIST, sel]
         persist = persist + self._a_short * (np.log1p(z_level) - persist)
         st[self._PERSIST, sel] = persist
         distances = np.stack((z_level, z_step, z_season, np.expm1(persist)))
-        if not young:
-            s = self._surprise.update(distances, sel, cols).max(axis=0)
-            return s / (s + SURPRISE_HALF)
         # The first deviations rest on a handful of values: not worth learning.
         learn = n > self._settle
         out = np.zeros(len(n))
@@ -174,24 +177,60 @@ class DetectorBank:
             out[learn] = np.where(n[learn] > self._p.warmup_samples, s / (s + SURPRISE_HALF), 0.0)
         return out
 
-    def _seasonal(self, ts: float, values: Floats, sel: Index) -> Floats:
-        """Distance from this time of day's usual value, in typical residuals (then learnt)."""
-        if not self._bins:
-            return np.zeros(len(values))
+    def _steady(self, ts: float, values: Floats, sel: Index, cols: npt.NDArray[np.intp]) -> Floats:
+        """``update`` once every channel is past its warm-up: the same arithmetic, fewer
+        operations (level and step side by side, distances written in place).
+        """
+        st = self._state
+        n = st[self._N, sel] + 1.0
+        st[self._N, sel] = n
+        means = st[0:2, sel]  # level, previous value
+        e = values - means
+        ae = np.abs(e)
+        var = st[2:4, sel]
+        sd = np.sqrt(var)
+        z = np.zeros((_VIEWS, len(values)))
+        np.divide(ae, sd, out=z[0:2], where=sd > _TINY)
+        a = np.maximum(1.0 / n, self._a_two)
+        moved = means + a * e
+        moved[1] = values
+        st[0:2, sel] = moved
+        st[2:4, sel] = var + a * (e * e - var)
+        if self._bins:
+            self._seasonal(ts, values, sel, z[2])
+        persist = st[self._PERSIST, sel]
+        persist += self._a_short * (np.log1p(z[0]) - persist)
+        st[self._PERSIST, sel] = persist
+        np.expm1(persist, out=z[3])
+        s = self._surprise.update(z, sel, cols).max(axis=0)
+        return s / (s + SURPRISE_HALF)
+
+    def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> Floats:
+        """Distance from this time of day's usual value, in typical residuals, into ``out``
+        (then learnt).
+        """
         b = int((ts % DAY_S) / DAY_S * self._bins)
-        mean, cells = self._profile[b, sel], self._cells[b, sel]
+        mean = self._profile[b, sel]
         st = self._state
         resid = st[self._RESID, sel]
         r = values - mean
         ar = np.abs(r)
-        counted = (cells >= 2) & (resid > _TINY)
-        z = ar / np.where(counted, resid, np.inf)
-        empty = cells == 0
+        if self._complete[b]:
+            np.divide(ar, resid, out=out, where=resid > _TINY)
+            st[self._RESID, sel] = resid + 0.002 * (ar - resid)
+            self._profile[b, sel] = mean + self._p.seasonal_rate * r
+            return out
+        empty = np.isnan(mean)
+        counted = ~empty & (resid > _TINY)
+        if self._cells[b] >= 1:
+            np.divide(ar, resid, out=out, where=counted)
+        ar = np.where(empty, 0.0, ar)
         learnt = np.where(resid < 0.0, ar, resid + 0.002 * (ar - resid))
         st[self._RESID, sel] = np.where(empty, resid, learnt)
         self._profile[b, sel] = np.where(empty, values, mean + self._p.seasonal_rate * r)
-        self._cells[b, sel] = np.minimum(cells + 1, 2)
-        return z
+        self._cells[b] += 1
+        self._complete[b] = self._cells[b] >= 2 and not np.isnan(self._profile[b]).any()
+        return out
 
 
 def _safe_sd(var: Floats) -> Floats:
@@ -203,13 +242,24 @@ def _safe_sd(var: Floats) -> Floats:
 class HoldoffBank:
     """Repeat suppression after a detection, so one anomaly yields one detection, per channel.
 
-    A score counts only when it beats every raw score of about the last ``samples`` values of
-    its channel (else it becomes 0): the maxima of blocks of ``samples / 10`` values are kept in
-    a ring of eleven, so the window is ``samples`` to ``1.1 * samples`` values long. After a raw
-    score reaches ``threshold``, the next ``samples`` are halved.
+    A score counts only when it beats every raw score of its channel in about the last
+    ``samples`` samples of the device (else it becomes 0): the maxima of blocks of
+    ``samples / 10`` samples are kept in a ring of eleven, so the window is ``samples`` to
+    ``1.1 * samples`` samples long. After a raw score reaches ``threshold``, the next
+    ``samples`` scores of that channel are halved.
     """
 
-    __slots__ = ("_block", "_count", "_quiet", "_ring", "_samples", "_slots", "_threshold")
+    __slots__ = (
+        "_block",
+        "_count",
+        "_quiet",
+        "_quieting",
+        "_ring",
+        "_samples",
+        "_slot",
+        "_slots",
+        "_threshold",
+    )
 
     BLOCKS = 10
 
@@ -217,36 +267,36 @@ class HoldoffBank:
         window = max(1, samples)
         self._block = -(-window // self.BLOCKS)
         self._slots = -(-window // self._block) + 1
-        self._ring = np.full((self._slots, channels), -1.0, np.float32)
-        self._count = np.zeros(channels, np.int64)
-        self._quiet = np.zeros(channels, np.int64)
-        self._samples = samples
+        # Scores need no more than float16 to be compared with each other.
+        self._ring = np.full((self._slots, channels), -1.0, np.float16)
+        self._quiet = np.zeros(channels, np.int16)
+        self._quieting = False
+        self._count = 0
+        self._slot = 0
+        self._samples = min(samples, np.iinfo(np.int16).max)
         self._threshold = threshold
 
     def grow(self, extra: int) -> None:
         """Make room for ``extra`` more channels."""
         self._ring = pad(self._ring, extra, -1.0)
-        self._count = pad(self._count, extra, 0)
         self._quiet = pad(self._quiet, extra, 0)
 
-    def update(self, raw: Floats, sel: Index, cols: npt.NDArray[np.intp]) -> Floats:
+    def update(self, raw: Floats, sel: Index) -> Floats:
         """The suppressed scores for the raw scores of channels ``sel``."""
         ring = self._ring
-        recent = ring[:, sel].max(axis=0)
-        score = np.where(raw > recent, raw, 0.0)
-        count = self._count[sel]
-        slot = (count // self._block) % self._slots
-        ring[slot, cols] = np.maximum(ring[slot, cols], raw)
-        count = count + 1
-        self._count[sel] = count
-        after = (count // self._block) % self._slots
-        moved = after != slot
-        if moved.any():
-            ring[after[moved], cols[moved]] = -1.0
-        quiet = self._quiet[sel]
-        halved = quiet > 0
-        if halved.any() or (raw >= self._threshold).any():
+        score = raw * (raw > ring[:, sel].max(axis=0))
+        slot = self._slot
+        ring[slot, sel] = np.maximum(ring[slot, sel], raw)
+        self._count += 1
+        if self._count % self._block == 0:
+            self._slot = (slot + 1) % self._slots
+            ring[self._slot] = -1.0
+        loud = raw >= self._threshold
+        if self._quieting or loud.any():
+            quiet = self._quiet[sel]
+            halved = quiet > 0
             score = np.where(halved, score * 0.5, score)
-            quiet = np.where(halved, quiet - 1, np.where(raw >= self._threshold, self._samples, 0))
+            quiet = np.where(halved, quiet - 1, np.where(loud, self._samples, 0))
             self._quiet[sel] = quiet
+            self._quieting = bool(self._quiet.any())
         return score

@@ -123,7 +123,7 @@ class DeviceAnalytics:
         self._detector = DetectorBank(d, 0)
         self._holdoff = HoldoffBank(d.holdoff_samples, d.alert_threshold, 0)
         self._refs = ReferenceBank(0)
-        self._windows = [WindowBank(device, w, self._names) for w in config.aggregate.windows_s]
+        self._windows = WindowBank(device, config.aggregate.windows_s, self._names)
         self._machines: dict[int, AlertMachine] = {}  # channels whose rule alert is not idle
         self._alerting = np.zeros(0, bool)
         self._dropout = DropoutRule(config.dropout_factor)
@@ -183,8 +183,7 @@ class DeviceAnalytics:
         self._detector.grow(extra)
         self._holdoff.grow(extra)
         self._refs.grow(extra)
-        for w in self._windows:
-            w.grow(extra)
+        self._windows.grow(extra)
         self._layouts.clear()
 
     def _layout(self, keys: tuple[str, ...]) -> _Layout:
@@ -230,7 +229,7 @@ class DeviceAnalytics:
                 wsel, wvalues = layout.pos[usable], raw[usable]
         envelopes: list[Envelope] = []
         events: list[AlertEvent] = []
-        best, top, top_value, ruled, scores = self._score_channels(ts, values, sel, cols, events)
+        best, top, top_seen, ruled, scores = self._score_channels(ts, values, sel, cols, events)
         interval = self._dropout.interval_s
         per_week = WEEK_S / interval if interval > 0.0 else 1.0
         budget = self._config.detector.false_alerts_per_week
@@ -238,14 +237,11 @@ class DeviceAnalytics:
         self._dropout_check(ts, events)
         for scorer in self.scorers:  # extra device-level detectors join here
             detected = max(detected, scorer.score(sample))
-        event = self._device_alert_update(ts, detected, top, top_value)
+        event = self._device_alert_update(ts, detected, top, top_seen)
         if event is not None:
             events.append(event)
         forecasts = self._trends.process(sample, envelopes, events) if self._trends else {}
-        for w in self._windows:
-            closed = w.add(ts, wvalues, wsel)
-            if closed is not None:
-                envelopes.append(closed)
+        envelopes += self._windows.add(ts, wvalues, wsel)
         envelopes[:0] = [e.envelope(self.device) for e in events]
         report = self._deadband.filter(ts, sample.values) if self._deadband else None
         raised = [e for e in events if e.state is AlertState.RAISED]
@@ -259,9 +255,9 @@ class DeviceAnalytics:
         sel: Index,
         cols: npt.NDArray[np.intp],
         events: list[AlertEvent],
-    ) -> tuple[float, int, float, float, dict[str, float]]:
+    ) -> tuple[float, int, tuple[float, float], float, dict[str, float]]:
         """Score the analysed values; returns (best detector score, its channel index or -1,
-        its value, the best rule score, the score per channel). Rules alert per channel;
+        its value and what its detector saw, the best rule score, the score per channel). Rules alert per channel;
         detector scores alert per device.
         """
         seen = values
@@ -273,21 +269,24 @@ class DeviceAnalytics:
             at = np.flatnonzero(cols == h)
             if len(at):
                 self._held = self._hold.update(float(seen[at[0]]))
-        score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel, cols)
-        best, top, top_value = 0.0, -1, 0.0
+        score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel)
+        best, top, top_seen = 0.0, -1, (0.0, 0.0)
         if len(score):
             j = int(score.argmax())
             if score[j] > 0.0:
-                best, top, top_value = float(score[j]), int(cols[j]), float(values[j])
-        code, hit = self._rules.check(ts, values, sel)
-        todo = np.flatnonzero((code > 0) | self._alerting[sel])
+                best, top, top_seen = float(score[j]), int(cols[j]), (values[j], seen[j])
+        fired = self._rules.check(ts, values, sel)
         ruled = 0.0
-        if len(todo):
-            self._rule_alerts(ts, values, cols, todo, code, hit, events)
-            score = np.maximum(score, hit)
-            ruled = float(hit.max())
+        if fired is not None or self._machines:
+            code, hit = fired if fired is not None else (np.zeros(len(cols), np.intp), score * 0.0)
+            todo = np.flatnonzero((code > 0) | self._alerting[sel])
+            if len(todo):
+                self._rule_alerts(ts, values, cols, todo, code, hit, events)
+            if fired is not None:
+                score = np.maximum(score, hit)
+                ruled = float(hit.max())
         names = self._names if isinstance(sel, slice) else [self._names[c] for c in cols.tolist()]
-        return best, top, top_value, ruled, dict(zip(names, score.tolist(), strict=True))
+        return best, top, top_seen, ruled, dict(zip(names, score.tolist(), strict=True))
 
     def _rates(self, ts: float, values: Floats, sel: Index) -> Floats:
         """What the detectors see: the reading, or a counter's increase per second."""
@@ -331,17 +330,18 @@ class DeviceAnalytics:
             self._alerting[c] = not machine.idle
 
     def _device_alert_update(
-        self, ts: float, detected: float, top: int, top_value: float
+        self, ts: float, detected: float, top: int, top_seen: tuple[float, float]
     ) -> AlertEvent | None:
         """The detector alert, held while its evidence channel stays away from its baseline."""
         machine, hold = self._device_alert, self._hold
         if machine.active is not None and self._held:
             detected = max(detected, self._config.alerts.raise_threshold)
         name = self._names[top] if top >= 0 else DEVICE_CHANNEL
-        event = machine.update(ts, detected, top_value, "detector", channel=name)
+        value, seen = float(top_seen[0]), float(top_seen[1])
+        event = machine.update(ts, detected, value, "detector", channel=name)
         if event is not None:
             if event.state is AlertState.RAISED and top >= 0:
-                hold.start(name, *self._refs.before(top))
+                hold.start(name, *self._refs.before(top, seen))
                 self._hold_index = top
             else:
                 hold.stop()
@@ -364,7 +364,7 @@ class DeviceAnalytics:
 
     def flush(self) -> list[Envelope]:
         """The aggregates of this device's open windows."""
-        return [env for w in self._windows if (env := w.flush()) is not None]
+        return self._windows.flush()
 
 
 def supply_band(

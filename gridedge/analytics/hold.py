@@ -15,6 +15,8 @@ alert in the end; a return to the frozen baseline releases it at once.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gridedge.analytics.calibrate import Floats, Index
@@ -25,24 +27,20 @@ _SHORT = 0.35  # weight of the newest distance in the held average (about three 
 
 
 class ReferenceBank:
-    """Every channel's recent level and the typical deviation around it (values before now).
-
-    ``before`` and ``dev_before`` keep the state the latest value was scored on.
-    """
+    """Every channel's recent level and the typical deviation around it."""
 
     __slots__ = ("_state",)
 
-    # Rows: level, deviation, level before the latest value, deviation before it, values seen.
-    _LEVEL, _DEV, _BEFORE, _DEV_BEFORE, _N = range(5)
+    _LEVEL, _DEV, _N = range(3)
 
     def __init__(self, channels: int) -> None:
-        self._state = np.zeros((5, channels))
-        self._state[[self._LEVEL, self._BEFORE]] = np.nan
+        self._state = np.zeros((3, channels))
+        self._state[self._LEVEL] = np.nan
 
     def grow(self, extra: int) -> None:
         """Make room for ``extra`` more channels."""
-        fresh = np.zeros((5, extra))
-        fresh[[self._LEVEL, self._BEFORE]] = np.nan
+        fresh = np.zeros((3, extra))
+        fresh[self._LEVEL] = np.nan
         self._state = np.concatenate([self._state, fresh], axis=1)
 
     def level(self, channel: int) -> float:
@@ -53,16 +51,21 @@ class ReferenceBank:
         """The typical deviation of one channel around its level."""
         return float(self._state[self._DEV, channel])
 
-    def before(self, channel: int) -> tuple[float, float]:
-        """(level, deviation) of one channel before its latest value."""
-        st = self._state
-        return float(st[self._BEFORE, channel]), float(st[self._DEV_BEFORE, channel])
+    def before(self, channel: int, latest: float) -> tuple[float, float]:
+        """(level, deviation) of one channel before it learnt its ``latest`` value: the state
+        that value was scored on (undoing the last step, so nothing is stored twice).
+        """
+        level, dev, n = self._state[:, channel].tolist()
+        if n < 2.0:
+            return math.nan, 0.0
+        a = 1.0 / min(n, REFERENCE_SAMPLES)
+        old = (level - a * latest) / (1.0 - a)
+        return old, max(0.0, (dev - a * abs(latest - old)) / (1.0 - a))
 
     def update(self, values: Floats, sel: Index) -> None:
         """Learn one value of each channel ``sel``."""
         st = self._state
         level, dev = st[self._LEVEL, sel], st[self._DEV, sel]
-        st[self._BEFORE, sel], st[self._DEV_BEFORE, sel] = level, dev
         n = st[self._N, sel] + 1.0
         st[self._N, sel] = n
         a = 1.0 / np.minimum(n, REFERENCE_SAMPLES)

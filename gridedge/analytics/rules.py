@@ -52,62 +52,79 @@ _SCORES = np.array([0.0, LIMIT_SCORE, BAND_SCORE, BAND_SCORE, RATE_SCORE, FLATLI
 class RuleBank:
     """Limit, band, rate-of-change and flatline rules of every channel of one device."""
 
-    __slots__ = ("_limits", "_moved", "_state")
+    __slots__ = ("_limits", "_moved", "_primed", "_rated", "_state")
 
-    # Rows of _limits: min, max, band min, band max, max rate, flatline samples (inf/0: off).
+    # Rows of _limits: min, max, band min, band max, max rate, flatline samples (inf: off), and
+    # the narrowest range of the four bounds (a value inside it breaks no range rule).
+    _MIN, _MAX, _BAND_MIN, _BAND_MAX, _RATE, _FLAT, _LOW, _HIGH = range(8)
     # Rows of _state: previous value, its time, repeats of it, longest earlier run of repeats.
     _PREV, _PREV_TS, _REPEATS, _LONGEST = range(4)
 
     def __init__(self, params: Sequence[RuleParams]) -> None:
-        self._limits = np.array([_limit_row(p) for p in params]).reshape(-1, 6).T.copy()
-        self._state = np.zeros((4, len(params)))
-        self._state[self._PREV] = np.nan
-        self._moved = np.zeros(len(params), bool)
+        self._limits = np.zeros((8, 0))
+        self._state = np.zeros((4, 0))
+        self._moved = np.zeros(0, bool)
+        self._primed = False
+        self._rated = False
+        self.grow(params)
 
     def grow(self, params: Sequence[RuleParams]) -> None:
         """Add the rules of channels that appeared later."""
-        extra = np.array([_limit_row(p) for p in params]).reshape(-1, 6).T
+        extra = np.array([_limit_row(p) for p in params]).reshape(-1, 8).T
         self._limits = np.concatenate([self._limits, extra], axis=1)
         fresh = np.zeros((4, len(params)))
         fresh[self._PREV] = np.nan
         self._state = np.concatenate([self._state, fresh], axis=1)
         self._moved = np.concatenate([self._moved, np.zeros(len(params), bool)])
+        self._primed = False
+        self._rated = bool((self._limits[self._RATE] < np.inf).any())
 
     def check(
         self, ts: float, values: Floats, sel: Index
-    ) -> tuple[npt.NDArray[np.intp], Floats]:
+    ) -> tuple[npt.NDArray[np.intp], Floats] | None:
         """The rule that fires on each value (the strongest; a code into :data:`RULES`) and its
-        score, for channels ``sel``.
+        score, for channels ``sel``; None when no rule fires on any of them.
         """
-        lim = self._limits[:, sel]
+        lim = self._limits
         st = self._state
-        prev, prev_ts = st[self._PREV, sel], st[self._PREV_TS, sel]
+        prev = st[self._PREV, sel]
         repeats, longest = st[self._REPEATS, sel], st[self._LONGEST, sel]
+        same = values == prev
+        changed = ~same
+        if not self._primed:
+            changed &= ~np.isnan(prev)
+            self._primed = not np.isnan(st[self._PREV]).any()
+        longest = np.maximum(longest, repeats * changed)
+        repeats = (repeats + 1.0) * same
+        moved = self._moved[sel] | changed
+        self._moved[sel] = moved
+        st[self._REPEATS, sel], st[self._LONGEST, sel] = repeats, longest
+        ranged = ((values < lim[self._LOW, sel]) | (values > lim[self._HIGH, sel])).any()
+        stuck = ((repeats >= lim[self._FLAT, sel]) & moved).any()
+        fired = None
+        if ranged or stuck or self._rated:
+            fired = self._fired(ts, values, sel, moved, repeats, longest)
+        st[self._PREV, sel], st[self._PREV_TS, sel] = values, ts
+        return fired
+
+    def _fired(
+        self, ts: float, values: Floats, sel: Index, moved: npt.NDArray[np.bool_], repeats: Floats, longest: Floats
+    ) -> tuple[npt.NDArray[np.intp], Floats] | None:
+        """The codes and scores of ``check`` (state not yet moved on to ``values``)."""
+        lim = self._limits[:, sel]
+        prev = self._state[self._PREV, sel]
+        dt = ts - self._state[self._PREV_TS, sel]
         code = np.where((values < lim[0]) | (values > lim[1]), 1, 0)
         code = np.where((code == 0) & (values < lim[2]), 2, code)
         over = (code == 0) & (values > lim[3])
         code = np.where(over, np.where(lim[2] > -np.inf, 2, 3), code)
-        seen = ~np.isnan(prev)
-        same = values == prev
-        changed = seen & ~same
-        longest = np.where(changed & (repeats > longest), repeats, longest)
-        repeats = np.where(seen & same, repeats + 1.0, 0.0)
-        moved = self._moved[sel] | changed
-        dt = ts - prev_ts
-        timed = seen & (dt > 0.0)
+        timed = ~np.isnan(prev) & (dt > 0.0)
         too_fast = timed & (np.abs(values - prev) > lim[4] * np.where(timed, dt, 1.0))
         code = np.where((code == 0) & too_fast, 4, code)
-        stuck = (
-            (lim[5] > 0.0)
-            & moved
-            & (values != 0.0)
-            & (repeats >= lim[5])
-            & (repeats > 1.5 * longest)
-        )
-        code = np.where((code == 0) & stuck, 5, code)
-        st[self._PREV, sel], st[self._PREV_TS, sel] = values, ts
-        st[self._REPEATS, sel], st[self._LONGEST, sel] = repeats, longest
-        self._moved[sel] = moved
+        flat = moved & (values != 0.0) & (repeats >= lim[5]) & (repeats > 1.5 * longest)
+        code = np.where((code == 0) & flat, 5, code)
+        if not code.any():
+            return None
         return code, _SCORES[code]
 
 
@@ -119,7 +136,9 @@ def _limit_row(p: RuleParams) -> tuple[float, ...]:
         p.band_min if p.band_min is not None else -inf,
         p.band_max if p.band_max is not None else inf,
         p.max_rate_per_s if p.max_rate_per_s is not None else inf,
-        float(p.flatline_samples),
+        float(p.flatline_samples) if p.flatline_samples > 0 else inf,
+        max(p.min if p.min is not None else -inf, p.band_min if p.band_min is not None else -inf),
+        min(p.max if p.max is not None else inf, p.band_max if p.band_max is not None else inf),
     )
 
 

@@ -15,7 +15,7 @@ class WindowAggregator:
 
     def __init__(self, device: str, window_s: float) -> None:
         self.names: list[str] = []
-        self.bank = WindowBank(device, window_s, self.names)
+        self.bank = WindowBank(device, (window_s,), self.names)
 
     def add(self, ts: float, values: Mapping[str, float]) -> Envelope | None:
         new = [k for k in values if k not in self.names]
@@ -23,10 +23,12 @@ class WindowAggregator:
             self.names.extend(new)
             self.bank.grow(len(new))
         cols = np.array([self.names.index(k) for k in values], np.intp)
-        return self.bank.add(ts, np.array(list(values.values())), cols)
+        closed = self.bank.add(ts, np.array(list(values.values())), cols)
+        return closed[0] if closed else None
 
     def flush(self) -> Envelope | None:
-        return self.bank.flush()
+        out = self.bank.flush()
+        return out[0] if out else None
 
 
 def test_a_window_closes_with_min_max_mean_last_and_count() -> None:

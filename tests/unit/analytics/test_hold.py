@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,9 +42,11 @@ def test_the_hold_releases_once_the_value_is_back_at_its_baseline() -> None:
     ref = ReferenceBank(1)
     for v in [10.0, 10.2, 9.8, 10.1, 9.9] * 10:
         ref.update(np.array([v]), slice(None))
+    level, dev = ref.level(0), ref.deviation(0)
     ref.update(np.array([20.0]), slice(None))
+    assert ref.before(0, 20.0) == pytest.approx((level, dev))
     hold = Hold()
-    hold.start("x", *ref.before(0))
+    hold.start("x", *ref.before(0, 20.0))
     assert all(hold.update(20.0) for _ in range(20))
     back = [hold.update(10.0) for _ in range(10)]
     assert not back[-1]

@@ -23,7 +23,10 @@ class ChannelRules:
         self.bank = RuleBank([params])
 
     def check(self, ts: float, value: float) -> tuple[str, float] | None:
-        code, score = self.bank.check(ts, np.array([value]), slice(None))
+        hit = self.bank.check(ts, np.array([value]), slice(None))
+        if hit is None:
+            return None
+        code, score = hit
         return (RULES[int(code[0])], float(score[0])) if code[0] else None
 
 
@@ -44,7 +47,8 @@ def test_each_channel_of_a_bank_has_its_own_rules_and_state() -> None:
     for i, (a, b) in enumerate([(5.0, 1.0), (5.0, 2.0), (11.0, 3.0)] + [(5.0, 3.0)] * 4):
         cols = np.arange(2) if i != 4 else np.array([1])
         values = np.array([a, b])[cols]
-        code, _ = bank.check(10.0 * i, values, cols)
+        hit = bank.check(10.0 * i, values, cols)
+        code = hit[0] if hit is not None else np.zeros(len(cols), np.intp)
         fired.append({int(c): RULES[int(k)] for c, k in zip(cols, code, strict=True) if k})
     assert fired[2] == {0: "limit"}
     assert fired[5] == {1: "flatline"} and fired[6] == {1: "flatline"}
