@@ -157,7 +157,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from gridedge.bench.run import run_bench
 
     configure(LogLevel.WARNING, LogFormat.JSON)
-    result = run_bench(only=args.only, seconds=args.seconds, drain_backlog=args.drain_backlog)
+    result = run_bench(
+        only=args.only,
+        seconds=args.seconds,
+        drain_backlog=args.drain_backlog,
+        fleet_meters=args.fleet_meters,
+        fleet_minutes=args.fleet_minutes,
+    )
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -241,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure capacity on this machine; prints JSON")
     p.add_argument(
         "--only",
-        choices=["pipeline", "modbus", "analytics", "forward", "drain"],
-        help="run one section",
+        choices=["pipeline", "modbus", "analytics", "forward", "drain", "fleet"],
+        help="run one section (fleet runs only when named)",
     )
     p.add_argument("--seconds", type=_positive_float, default=10.0, help="length of each run")
     p.add_argument(
@@ -250,6 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="samples in the drain section's backlog (default 1000000)",
+    )
+    p.add_argument(
+        "--fleet-meters",
+        type=_positive_int,
+        default=None,
+        help="simulated meters in the fleet section (default 5000)",
+    )
+    p.add_argument(
+        "--fleet-minutes",
+        type=_positive_float,
+        default=None,
+        help="simulated minutes of the fleet section (default 30)",
     )
     p.set_defaults(func=_cmd_bench)
     add_emulate_command(sub)
