@@ -1,9 +1,10 @@
 """Aggregates and report-by-exception: fewer bytes over a slow uplink.
 
 :class:`WindowBank` keeps, per device and window length (1 and 15 minutes by default), the
-min, max, mean, last value and count of every channel (one array for all of them), and emits one ``aggregate`` envelope
-per device when a window closes (when the first sample of a later window arrives). Windows are
-aligned to the epoch, so every gateway cuts them at the same instants.
+min, max, mean, last value and count of every channel (one array for all of them), and emits
+one ``aggregate`` envelope per device when a window closes (when the first sample of a later
+window arrives). Windows are aligned to the epoch, so every gateway cuts them at the same
+instants.
 
 :class:`Deadband` implements report-by-exception: a channel's raw value is passed on only when it
 moved by more than the deadband since the value last passed on, or ``max_silence_s`` passed.
@@ -17,6 +18,7 @@ import numpy as np
 
 from gridedge.analytics.calibrate import Floats, Index
 from gridedge.model import Envelope, Kind
+
 
 class WindowBank:
     """The windows of every configured length for one device, every channel in one array.

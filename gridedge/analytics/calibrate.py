@@ -17,6 +17,7 @@ falls below the rarity floor) is a count. Old counts fade by growing the weight 
 
 from __future__ import annotations
 
+import math
 from typing import TypeVar
 
 import numpy as np
@@ -126,7 +127,7 @@ class SurpriseBank:
         floor: Floats | float = self._floor
         if self._folds * self.FOLD < self._settled:
             floor = np.maximum(self._floor, 0.5 / np.maximum(self._seen[sel], 1.0))
-        s = np.log10(np.maximum(p, floor))
+        s: Floats = np.log10(np.maximum(p, floor))
         np.negative(s, out=s)
         rare = p < floor
         if rare.any():
@@ -188,3 +189,23 @@ def pad(a: npt.NDArray[_T], extra: int, fill: float) -> npt.NDArray[_T]:
     """``a`` with ``extra`` more channels (the last axis) set to ``fill``."""
     shape = (*a.shape[:-1], extra)
     return np.concatenate([a, np.full(shape, fill, a.dtype)], axis=-1)
+
+
+def corrected(score: float, channels: int, samples_per_alarm: float = 1000.0) -> float:
+    """A device's best detector score, discounted for the channels and the samples looked at.
+
+    With many channels, one of them is rare by chance far more often than any single one, and
+    with many samples a week, a one-in-a-thousand value comes many times a week. Subtracting
+    ``log10(channels)`` (a Bonferroni correction) and ``log10(samples_per_alarm / 1000)`` from
+    the surprise makes 0.5 mean "one device sample in ``samples_per_alarm`` on normal data":
+    the false-alarm budget. One channel at one alarm per 1000 samples is left unchanged.
+    """
+    if score <= 0.0 or score >= 1.0:
+        return score
+    discount = max(
+        0.0, math.log10(max(1, channels)) + math.log10(max(1.0, samples_per_alarm)) - 3.0
+    )
+    if discount == 0.0:
+        return score
+    s = SURPRISE_HALF * score / (1.0 - score) - discount
+    return s / (s + SURPRISE_HALF) if s > 0.0 else 0.0

@@ -69,8 +69,6 @@ class DetectorParams:
     false_alerts_per_week: float = 0.25
 
 
-
-
 class DetectorBank:
     """The default online detector of every channel of one device (see the module docstring).
 
@@ -85,8 +83,8 @@ class DetectorBank:
         "_a_step",
         "_a_two",
         "_bins",
-        "_complete",
         "_cells",
+        "_complete",
         "_p",
         "_profile",
         "_settle",
@@ -202,7 +200,7 @@ class DetectorBank:
         persist += self._a_short * (np.log1p(z[0]) - persist)
         st[self._PERSIST, sel] = persist
         np.expm1(persist, out=z[3])
-        s = self._surprise.update(z, sel, cols).max(axis=0)
+        s: Floats = self._surprise.update(z, sel, cols).max(axis=0)
         return s / (s + SURPRISE_HALF)
 
     def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> Floats:
@@ -284,7 +282,7 @@ class HoldoffBank:
     def update(self, raw: Floats, sel: Index) -> Floats:
         """The suppressed scores for the raw scores of channels ``sel``."""
         ring = self._ring
-        score = raw * (raw > ring[:, sel].max(axis=0))
+        score: Floats = raw * (raw > ring[:, sel].max(axis=0))
         slot = self._slot
         ring[slot, sel] = np.maximum(ring[slot, sel], raw)
         self._count += 1

@@ -11,7 +11,6 @@ channels with a rule firing or an alert active go through a Python loop.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
@@ -21,10 +20,10 @@ import numpy.typing as npt
 
 from gridedge.analytics.aggregate import Deadband, WindowBank
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertState, Severity
-from gridedge.analytics.calibrate import SURPRISE_HALF, Floats, Index
+from gridedge.analytics.calibrate import Floats, Index, corrected
 from gridedge.analytics.detectors import DetectorBank, HoldoffBank
 from gridedge.analytics.hold import Hold, ReferenceBank
-from gridedge.analytics.rules import RULES, DropoutRule, RuleBank, RuleParams
+from gridedge.analytics.rules import RULES, DropoutRule, RuleBank, RuleParams, supply_band
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.analytics.trendwatch import TrendWatch
 from gridedge.channels import CHANNELS
@@ -246,7 +245,9 @@ class DeviceAnalytics:
         report = self._deadband.filter(ts, sample.values) if self._deadband else None
         raised = [e for e in events if e.state is AlertState.RAISED]
         self._active += 2 * len(raised) - len(events)
-        return Result(max(detected, ruled), scores, envelopes, raised, report, forecasts, self._active > 0)
+        return Result(
+            max(detected, ruled), scores, envelopes, raised, report, forecasts, self._active > 0
+        )
 
     def _score_channels(
         self,
@@ -257,8 +258,8 @@ class DeviceAnalytics:
         events: list[AlertEvent],
     ) -> tuple[float, int, tuple[float, float], float, dict[str, float]]:
         """Score the analysed values; returns (best detector score, its channel index or -1,
-        its value and what its detector saw, the best rule score, the score per channel). Rules alert per channel;
-        detector scores alert per device.
+        its value and what its detector saw, the best rule score, the score per channel). Rules
+        alert per channel; detector scores alert per device.
         """
         seen = values
         if self._counter.any():
@@ -365,39 +366,3 @@ class DeviceAnalytics:
     def flush(self) -> list[Envelope]:
         """The aggregates of this device's open windows."""
         return self._windows.flush()
-
-
-def supply_band(
-    channel: str, nominal: float | None, band: float
-) -> tuple[float | None, float | None]:
-    """The normal operating range of a voltage (nominal +- ``band``, EN 50160) or current
-    (up to the rated current) channel; (None, None) for the others or without a nominal.
-    """
-    info = CHANNELS.get(channel)
-    if nominal is None or info is None or band <= 0.0:
-        return None, None
-    if info.quantity in ("voltage", "voltage_ll"):
-        return (1.0 - band) * nominal, (1.0 + band) * nominal
-    if info.quantity == "current":
-        return None, nominal
-    return None, None
-
-
-def corrected(score: float, channels: int, samples_per_alarm: float = 1000.0) -> float:
-    """A device's best detector score, discounted for the channels and the samples looked at.
-
-    With many channels, one of them is rare by chance far more often than any single one, and
-    with many samples a week, a one-in-a-thousand value comes many times a week. Subtracting
-    ``log10(channels)`` (a Bonferroni correction) and ``log10(samples_per_alarm / 1000)`` from
-    the surprise makes 0.5 mean "one device sample in ``samples_per_alarm`` on normal data":
-    the false-alarm budget. One channel at one alarm per 1000 samples is left unchanged.
-    """
-    if score <= 0.0 or score >= 1.0:
-        return score
-    discount = max(
-        0.0, math.log10(max(1, channels)) + math.log10(max(1.0, samples_per_alarm)) - 3.0
-    )
-    if discount == 0.0:
-        return score
-    s = SURPRISE_HALF * score / (1.0 - score) - discount
-    return s / (s + SURPRISE_HALF) if s > 0.0 else 0.0

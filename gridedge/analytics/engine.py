@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gridedge.analytics.alerts import AlertState
-from gridedge.analytics.calibrate import SURPRISE_HALF, SurpriseBank
+from gridedge.analytics.calibrate import SURPRISE_HALF, SurpriseBank, corrected
 from gridedge.analytics.device import (
     DEVICE_CHANNEL,
     ChannelLimits,
@@ -23,9 +23,8 @@ from gridedge.analytics.device import (
     DeviceScorer,
     Limits,
     Result,
-    corrected,
-    supply_band,
 )
+from gridedge.analytics.rules import supply_band
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.model import Envelope, Kind, Quality, Sample
 

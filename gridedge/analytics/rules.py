@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridedge.analytics.calibrate import Floats, Index
+from gridedge.channels import CHANNELS
 
 LIMIT_SCORE = 1.0
 BAND_SCORE = 0.85
@@ -108,7 +109,13 @@ class RuleBank:
         return fired
 
     def _fired(
-        self, ts: float, values: Floats, sel: Index, moved: npt.NDArray[np.bool_], repeats: Floats, longest: Floats
+        self,
+        ts: float,
+        values: Floats,
+        sel: Index,
+        moved: npt.NDArray[np.bool_],
+        repeats: Floats,
+        longest: Floats,
     ) -> tuple[npt.NDArray[np.intp], Floats] | None:
         """The codes and scores of ``check`` (state not yet moved on to ``values``)."""
         lim = self._limits[:, sel]
@@ -173,3 +180,19 @@ class DropoutRule:
         # Follow changes of the poll interval slowly, and only with gaps that were not dropouts.
         self._interval = usual + 0.05 * (gap - usual)
         return None
+
+
+def supply_band(
+    channel: str, nominal: float | None, band: float
+) -> tuple[float | None, float | None]:
+    """The normal operating range of a voltage (nominal +- ``band``, EN 50160) or current
+    (up to the rated current) channel; (None, None) for the others or without a nominal.
+    """
+    info = CHANNELS.get(channel)
+    if nominal is None or info is None or band <= 0.0:
+        return None, None
+    if info.quantity in ("voltage", "voltage_ll"):
+        return (1.0 - band) * nominal, (1.0 + band) * nominal
+    if info.quantity == "current":
+        return None, nominal
+    return None, None

@@ -27,7 +27,9 @@ ONE = np.zeros(1, np.intp)
 def _scores(values: list[float], params: DetectorParams | None = None) -> list[float]:
     """One channel's scores from a bank of one."""
     det = DetectorBank(params, 1)
-    return [float(det.update(T0 + 60.0 * i, np.array([v]), ALL, ONE)[0]) for i, v in enumerate(values)]
+    return [
+        float(det.update(T0 + 60.0 * i, np.array([v]), ALL, ONE)[0]) for i, v in enumerate(values)
+    ]
 
 
 def test_channels_of_one_bank_stay_apart() -> None:

@@ -51,7 +51,8 @@ def test_each_channel_of_a_bank_has_its_own_rules_and_state() -> None:
         code = hit[0] if hit is not None else np.zeros(len(cols), np.intp)
         fired.append({int(c): RULES[int(k)] for c, k in zip(cols, code, strict=True) if k})
     assert fired[2] == {0: "limit"}
-    assert fired[5] == {1: "flatline"} and fired[6] == {1: "flatline"}
+    assert fired[5] == {1: "flatline"}
+    assert fired[6] == {1: "flatline"}
     assert not any(fired[:2] + fired[3:5])
 
 
