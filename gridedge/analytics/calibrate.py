@@ -59,10 +59,13 @@ class SurpriseBank:
         "_w",
     )
 
-    WIDTH = 0.14
-    """Bin width in ``log1p(distance)``."""
+    WIDTH = 0.22
+    """Bin width in ``log1p(distance)``. Coarse is enough: an alert needs a distance beyond
+    the top of the distribution (which is interpolated within its bin), so the bins only shape
+    the scores of common values."""
     BINS = 36
-    """Bins: distances up to ``expm1(BINS * WIDTH)`` (about 150) are told apart."""
+    """Bins: distances up to ``expm1(BINS * WIDTH)`` (about 2,700) are told apart, so a
+    repeated huge outlier (a phase lost again) is no surprise twice."""
     BEYOND = 3.0
     RECUT = 64
     """Values between two refreshes of the top of each distribution."""
