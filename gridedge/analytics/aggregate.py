@@ -70,8 +70,13 @@ class WindowBank:
         if not self._windows_s:
             return closed
         st = self._stats
-        st[:, self._MIN, sel] = np.minimum(st[:, self._MIN, sel], values)
-        st[:, self._MAX, sel] = np.maximum(st[:, self._MAX, sel], values)
+        low, high = st[:, self._MIN, sel], st[:, self._MAX, sel]
+        if isinstance(sel, slice):  # views: update in place
+            np.minimum(low, values, out=low)
+            np.maximum(high, values, out=high)
+        else:
+            st[:, self._MIN, sel] = np.minimum(low, values)
+            st[:, self._MAX, sel] = np.maximum(high, values)
         st[:, self._SUM, sel] += values
         st[:, self._COUNT, sel] += 1.0
         st[:, self._LAST, sel] = values

@@ -69,7 +69,7 @@ class SurpriseBank:
     BEYOND = 3.0
     RECUT = 64
     """Values between two refreshes of the top of each distribution."""
-    FOLD = 4
+    FOLD = 16
     """Values learnt in one batch: a score never waits for them, it just does not count the
     last few values yet."""
     _RESCALE_AT = 1e30
