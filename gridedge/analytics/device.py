@@ -292,11 +292,11 @@ class DeviceAnalytics:
     def _rates(self, ts: float, values: Floats, sel: Index) -> Floats:
         """What the detectors see: the reading, or a counter's increase per second."""
         last = self._last
-        before, before_ts = last[0, sel], last[1, sel]
-        last[0, sel], last[1, sel] = values, ts
+        before, before_ts = last[0, sel], last[1, sel]  # views when ``sel`` is a slice
         dt = ts - before_ts
         valid = ~np.isnan(before) & (dt > 0.0)
         rate = np.where(valid, (values - before) / np.where(valid, dt, 1.0), 0.0)
+        last[0, sel], last[1, sel] = values, ts
         return np.where(self._counter[sel], rate, values)
 
     def _rule_alerts(

@@ -63,3 +63,18 @@ def test_a_reference_stays_between_the_values_it_saw(values: list[float]) -> Non
     for c in range(2):
         assert min(values) - 1e-6 <= ref.level(c) <= max(values) + 1e-6
         assert ref.deviation(c) >= 0.0
+
+
+def test_a_counter_is_analysed_as_its_rate() -> None:
+    """An energy counter that suddenly counts ten times faster scores high, while its steady
+    climb (a reading never seen before, every time) does not.
+    """
+    rng = random.Random(2)
+    analytics = Analytics(AnalyticsConfig())
+    energy, scores = 1000.0, []
+    for i in range(1500):
+        energy += (10.0 if i == 1400 else 1.0) * (1.0 + rng.uniform(-0.05, 0.05))
+        sample = Sample("m", 1.7e9 + 10.0 * i, {"energy_import": energy})
+        scores.append(analytics.process(sample).channel_scores["energy_import"])
+    assert scores[1400] > 0.5
+    assert max(scores[400:1400]) < scores[1400]
