@@ -90,6 +90,11 @@ class AlertMachine:
         """The raising event of the active alert, or None."""
         return self._raised
 
+    @property
+    def idle(self) -> bool:
+        """True when no alert is active or building up: the state of a fresh machine."""
+        return self._raised is None and self._streak == 0
+
     def update(
         self,
         ts: float,

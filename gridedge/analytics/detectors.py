@@ -1,7 +1,10 @@
-"""Online statistical anomaly detectors: one per channel, a score in [0, 1] per value.
+"""Online statistical anomaly detectors: every channel of a device at once, a score in [0, 1]
+per value.
 
-Each score uses only the values before it (nothing file-wide), costs a few microseconds, and
-adapts to slow drift and daily cycles. :class:`ChannelDetector` looks at a value four ways:
+Each score uses only the values before it (nothing file-wide), and adapts to slow drift and
+daily cycles. The state of all of a device's channels lives in numpy arrays of fixed size, and
+one sample updates them all with one vector operation per step. :class:`DetectorBank` looks at
+each value four ways:
 
 * ``level``: distance from an exponentially weighted mean, in units of the weighted standard
   deviation, over a long horizon (``long_samples``): big departures from the usual range;
@@ -12,37 +15,32 @@ adapts to slow drift and daily cycles. :class:`ChannelDetector` looks at a value
 * ``persistence``: a short moving average of the level distance: a moderate shift that lasts.
 
 Raw distances mean different things on different signals, so each one is calibrated by its own
-history: :class:`Surprise` keeps a decaying histogram of past distances and reports how rare the
-current one is, as ``-log10`` of its tail probability (3 means "one in a thousand"). The channel's
+history (:class:`~gridedge.analytics.calibrate.SurpriseBank`: a decaying histogram of past
+distances) as ``-log10`` of its tail probability (3 means "one in a thousand"). The channel's
 surprise is the largest of the four, mapped to [0, 1) by ``s / (s + 3)`` (0.5 = one in a
-thousand). Post-processing (:class:`Holdoff`) keeps one anomaly from firing again and again: a
-score counts only if it beats every score of the last ``holdoff_samples``, and once a score
+thousand). Post-processing (:class:`HoldoffBank`) keeps one anomaly from firing again and again: a
+score counts only if it beats every score of about the last ``holdoff_samples``, and once a score
 reaches the alert threshold the following ones are halved for ``holdoff_samples`` values.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from gridedge.analytics.calibrate import SURPRISE_HALF, Floats, Index, SurpriseBank, pad
 
 DAY_S = 86400.0
-SURPRISE_HALF = 3.0
-"""The surprise (``-log10`` tail probability) that maps to a score of 0.5."""
-
-
-class Detector(Protocol):
-    """Anything that turns one channel's values into anomaly scores in [0, 1]."""
-
-    def update(self, ts: float, value: float) -> float:
-        """Score ``value`` (taken at ``ts``, UTC seconds) against the past, then learn it."""
-        ...
+_VIEWS = 4  # level, step, seasonal, persistence
+_TINY = 1e-150
+"""Deviations at or below this count as none: a distance over them could overflow."""
 
 
 @dataclass(frozen=True, slots=True)
 class DetectorParams:
-    """Tuning of :class:`ChannelDetector`; every length counts values, not seconds.
+    """Tuning of :class:`DetectorBank`; every length counts values, not seconds.
 
     Attributes:
         long_samples: horizon of the level mean and deviation.
@@ -71,227 +69,253 @@ class DetectorParams:
     false_alerts_per_week: float = 0.25
 
 
-class Surprise:
-    """How rare a non-negative value is among the previous ones: ``-log10`` tail probability.
+class DetectorBank:
+    """The default online detector of every channel of one device (see the module docstring).
 
-    A histogram of ``log1p(value)`` in fixed bins whose old counts fade (``memory`` values);
-    fading is done by growing the weight of new counts instead of shrinking the old ones.
-    Beyond the largest value seen, the tail probability keeps falling by 1000 per unit of
-    ``log1p(value)``, so bigger outliers still rank higher.
+    Args:
+        params: the tuning.
+        channels: how many channels the device has (``grow`` adds more).
     """
-
-    __slots__ = ("_bins", "_cut", "_cut_at", "_floor", "_grow", "_seen", "_top", "_total", "_w")
-
-    WIDTH = 0.05
-    BINS = 160
-    BEYOND = 3.0
-
-    def __init__(self, memory: int) -> None:
-        self._bins = [0.0] * self.BINS
-        self._w = 1.0
-        self._grow = 1.0 / (1.0 - 1.0 / memory)
-        self._total = 0.0
-        self._seen = 0
-        self._floor = 0.5 / memory
-        self._top = 0
-        # Bins below _cut hold the bulk (>= 20 % of the mass above them): no need to sum.
-        self._cut = 0
-        self._cut_at = 0
-
-    def update(self, value: float) -> float:
-        """The surprise of ``value``, then count it."""
-        x = math.log1p(value) / self.WIDTH
-        i = int(x)
-        if i >= self.BINS:
-            i = self.BINS - 1
-        bins = self._bins
-        if self._total <= 0.0:
-            s = 0.0
-        elif i < self._cut:
-            s = 0.5
-        else:
-            p = (sum(bins[i + 1 :]) + (i + 1 - x) * bins[i]) / self._total
-            floor = max(self._floor, 0.5 / self._seen)
-            if p < floor:
-                beyond = math.log1p(value) - self._top * self.WIDTH
-                s = -math.log10(floor) + (self.BEYOND * beyond if beyond > 0.0 else 0.0)
-            else:
-                s = -math.log10(p)
-        bins[i] += self._w
-        self._total += self._w
-        self._w *= self._grow
-        self._seen += 1
-        if i + 1 > self._top:
-            self._top = i + 1
-        if self._w > 1e100:
-            self._rescale()
-        if self._seen >= self._cut_at:
-            self._recut()
-        return s
-
-    def _rescale(self) -> None:
-        scale = 1.0 / self._w
-        self._bins = [b * scale for b in self._bins]
-        self._total *= scale
-        self._w = 1.0
-
-    def _recut(self) -> None:
-        """Refresh, every 64 values, the bin above which 20 % of the mass lies, and the top: the
-        highest bin still holding a share of the mass worth counting (old outliers fade out of
-        it, so they do not dull the surprise of new ones for ever).
-        """
-        self._cut_at = self._seen + 64
-        above = 0.0
-        limit = 0.2 * self._total
-        rare = self._floor * self._total
-        top = -1
-        for i in range(self.BINS - 1, -1, -1):
-            above += self._bins[i]
-            if top < 0 and above >= rare:
-                top = i + 1
-            if above >= limit:
-                self._cut = i
-                self._top = max(top, i + 1)
-                return
-        self._cut = 0
-        self._top = max(top, 1)
-
-
-class ChannelDetector:
-    """The default online detector of one channel (see the module docstring)."""
 
     __slots__ = (
         "_a_long",
         "_a_short",
         "_a_step",
+        "_a_two",
         "_bins",
-        "_level",
-        "_n",
+        "_cells",
+        "_complete",
         "_p",
-        "_persist",
-        "_prev",
         "_profile",
-        "_resid",
-        "_s_level",
-        "_s_persist",
-        "_s_season",
-        "_s_step",
         "_settle",
-        "_step_var",
-        "_var",
+        "_state",
+        "_surprise",
+        "_young",
     )
 
-    def __init__(self, params: DetectorParams | None = None) -> None:
+    # Rows of _state: level, previous value (the "mean" of the step view), variance of the
+    # value, variance of the change, persistence average, typical seasonal residual, values
+    # seen. Level and step sit side by side so one operation updates both.
+    _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N = range(7)
+
+    def __init__(self, params: DetectorParams | None, channels: int) -> None:
         p = params if params is not None else DetectorParams()
         self._p = p
         self._a_long = 1.0 / p.long_samples
         self._a_step = 1.0 / p.step_samples
         self._a_short = 1.0 / p.short_samples
+        self._a_two = np.array([[self._a_long], [self._a_step]])
         self._bins = p.seasonal_bins
+        # Per time-of-day bin: every channel has seen it at least twice (the steady case).
+        self._complete = np.zeros(max(1, p.seasonal_bins), bool)
         self._settle = min(p.warmup_samples // 2, 100)
-        self._n = 0
-        self._level = 0.0
-        self._var = 0.0
-        self._prev = 0.0
-        self._step_var = -1.0
-        self._persist = 0.0
-        # Per bin: [mean, days seen]; None until the bin sees its first value.
-        self._profile: list[list[float] | None] = [None] * p.seasonal_bins
-        self._resid = -1.0
-        memory = p.calibration_samples
-        self._s_level, self._s_step = Surprise(memory), Surprise(memory)
-        self._s_season, self._s_persist = Surprise(memory), Surprise(memory)
+        self._state = np.zeros((7, channels))
+        self._state[[self._STEP_VAR, self._RESID]] = -1.0
+        # Per time-of-day bin: the mean (float32 is ample for a profile; NaN until the bin sees
+        # its channel's first value) and the device's samples in it (only from the second on
+        # does a residual count).
+        self._profile = np.full((max(1, p.seasonal_bins), channels), np.nan, np.float32)
+        self._cells = np.zeros(max(1, p.seasonal_bins), np.int64)
+        self._surprise = SurpriseBank(_VIEWS, channels, p.calibration_samples)
+        self._young = True
 
-    def update(self, ts: float, value: float) -> float:
-        """Score ``value`` in [0, 1) against the past, then learn it (warm-up scores 0)."""
-        self._n += 1
-        n = self._n
-        if n == 1:
-            self._level = self._prev = value
-            self._seasonal(ts, value)
-            return 0.0
-        z_level = self._update_level(value, n)
-        z_step = self._update_step(value, n)
-        z_season = self._seasonal(ts, value) if self._bins else 0.0
-        self._persist += self._a_short * (math.log1p(z_level) - self._persist)
-        if n <= self._settle:
-            return 0.0  # the first deviations rest on a handful of values: not worth learning
-        s = self._s_level.update(z_level)
-        s2 = self._s_step.update(z_step)
-        s3 = self._s_season.update(z_season)
-        s4 = self._s_persist.update(math.expm1(self._persist))
-        if s2 > s:
-            s = s2
-        if s3 > s:
-            s = s3
-        if s4 > s:
-            s = s4
-        if n <= self._p.warmup_samples:
-            return 0.0
+    def grow(self, extra: int) -> None:
+        """Make room for ``extra`` more channels."""
+        fresh = np.zeros((7, extra))
+        fresh[[self._STEP_VAR, self._RESID]] = -1.0
+        self._state = np.concatenate([self._state, fresh], axis=1)
+        self._profile = pad(self._profile, extra, np.nan)
+        self._surprise.grow(extra)
+        self._complete[:] = False
+        self._young = True
+
+    def update(self, ts: float, values: Floats, sel: Index, cols: npt.NDArray[np.intp]) -> Floats:
+        """Score ``values`` (of channels ``sel``, indices ``cols``) in [0, 1) against the past,
+        then learn them; a channel's first ``warmup_samples`` values score 0.
+        """
+        if not self._young:
+            return self._steady(ts, values, sel, cols)
+        st = self._state
+        n = st[self._N, sel] + 1.0
+        st[self._N, sel] = n
+        # Level: distance from the long mean in deviations.
+        level, var = st[self._LEVEL, sel], st[self._VAR, sel]
+        e = values - level
+        z_level = np.abs(e) / _safe_sd(var)
+        a = np.maximum(1.0 / n, self._a_long)
+        level = level + a * e
+        var = var + a * (e * e - var)
+        # Step: the change since the previous value against the typical change.
+        d = values - st[self._PREV, sel]
+        dd = d * d
+        step_var = st[self._STEP_VAR, sel]
+        a = np.maximum(1.0 / n, self._a_step)
+        first, unset = n == 1.0, step_var < 0.0
+        var = np.where(n > 2.0, var, np.where(first, 0.0, e * e))
+        level = np.where(first, values, level)
+        z_step = np.where(unset, 0.0, np.abs(d) / _safe_sd(np.maximum(step_var, 0.0)))
+        step_var = np.where(unset, dd, step_var + a * (dd - step_var))
+        step_var = np.where(first, -1.0, step_var)
+        self._young = bool((st[self._N] <= max(2, self._p.warmup_samples)).any())
+        st[self._LEVEL, sel], st[self._VAR, sel], st[self._PREV, sel] = level, var, values
+        st[self._STEP_VAR, sel] = step_var
+        z_season = np.zeros(len(values))
+        if self._bins:
+            z_season = self._seasonal(ts, values, sel, z_season)
+        persist = st[self._PERSIST, sel]
+        persist = persist + self._a_short * (np.log1p(z_level) - persist)
+        st[self._PERSIST, sel] = persist
+        distances = np.stack((z_level, z_step, z_season, np.expm1(persist)))
+        # The first deviations rest on a handful of values: not worth learning.
+        learn = n > self._settle
+        out = np.zeros(len(n))
+        if learn.any():
+            sub = cols[learn]
+            s = self._surprise.update(distances[:, learn], sub, sub).max(axis=0)
+            out[learn] = np.where(n[learn] > self._p.warmup_samples, s / (s + SURPRISE_HALF), 0.0)
+        return out
+
+    def _steady(self, ts: float, values: Floats, sel: Index, cols: npt.NDArray[np.intp]) -> Floats:
+        """``update`` once every channel is past its warm-up: the same arithmetic, fewer
+        operations (level and step side by side, distances written in place).
+        """
+        st = self._state
+        n = st[self._N, sel] + 1.0
+        st[self._N, sel] = n
+        means = st[0:2, sel]  # level, previous value
+        e = values - means
+        ae = np.abs(e)
+        var = st[2:4, sel]
+        sd = np.sqrt(var)
+        z = np.zeros((_VIEWS, len(values)))
+        np.divide(ae, sd, out=z[0:2], where=sd > _TINY)
+        a = np.maximum(1.0 / n, self._a_two)
+        moved = means + a * e
+        moved[1] = values
+        st[0:2, sel] = moved
+        st[2:4, sel] = var + a * (e * e - var)
+        if self._bins:
+            self._seasonal(ts, values, sel, z[2])
+        persist = st[self._PERSIST, sel]
+        persist += self._a_short * (np.log1p(z[0]) - persist)
+        st[self._PERSIST, sel] = persist
+        np.expm1(persist, out=z[3])
+        s: Floats = self._surprise.update(z, sel, cols).max(axis=0)
         return s / (s + SURPRISE_HALF)
 
-    def _update_level(self, value: float, n: int) -> float:
-        e = value - self._level
-        var = self._var
-        z = abs(e) / math.sqrt(var) if var > 0.0 else 0.0
-        a = 1.0 / n if n * self._a_long < 1.0 else self._a_long
-        self._level += a * e
-        self._var = var + a * (e * e - var) if n > 2 else e * e
-        return z
-
-    def _update_step(self, value: float, n: int) -> float:
-        d = value - self._prev
-        self._prev = value
-        dd = d * d
-        var = self._step_var
-        if var < 0.0:
-            self._step_var = dd
-            return 0.0
-        z = abs(d) / math.sqrt(var) if var > 0.0 else 0.0
-        a = 1.0 / n if n * self._a_step < 1.0 else self._a_step
-        self._step_var = var + a * (dd - var)
-        return z
-
-    def _seasonal(self, ts: float, value: float) -> float:
-        if not self._bins:
-            return 0.0
+    def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> Floats:
+        """Distance from this time of day's usual value, in typical residuals, into ``out``
+        (then learnt).
+        """
         b = int((ts % DAY_S) / DAY_S * self._bins)
-        cell = self._profile[b]
-        if cell is None:
-            self._profile[b] = [value, 1.0]
-            return 0.0
-        r = value - cell[0]
-        resid = self._resid
-        z = abs(r) / resid if cell[1] >= 2.0 and resid > 0.0 else 0.0
-        self._resid = abs(r) if resid < 0.0 else resid + 0.002 * (abs(r) - resid)
-        cell[0] += self._p.seasonal_rate * r
-        cell[1] += 1.0
-        return z
+        mean = self._profile[b, sel]
+        st = self._state
+        resid = st[self._RESID, sel]
+        r = values - mean
+        ar = np.abs(r)
+        if self._complete[b]:
+            np.divide(ar, resid, out=out, where=resid > _TINY)
+            st[self._RESID, sel] = resid + 0.002 * (ar - resid)
+            self._profile[b, sel] = mean + self._p.seasonal_rate * r
+            return out
+        empty = np.isnan(mean)
+        counted = ~empty & (resid > _TINY)
+        if self._cells[b] >= 1:
+            np.divide(ar, resid, out=out, where=counted)
+        ar = np.where(empty, 0.0, ar)
+        learnt = np.where(resid < 0.0, ar, resid + 0.002 * (ar - resid))
+        st[self._RESID, sel] = np.where(empty, resid, learnt)
+        self._profile[b, sel] = np.where(empty, values, mean + self._p.seasonal_rate * r)
+        self._cells[b] += 1
+        self._complete[b] = self._cells[b] >= 2 and not np.isnan(self._profile[b]).any()
+        return out
 
 
-class Holdoff:
-    """Repeat suppression after a detection, so one anomaly yields one detection.
+def _safe_sd(var: Floats) -> Floats:
+    """The standard deviation, infinite where there is none (yet): a distance over it is 0."""
+    sd = np.sqrt(var)
+    return np.where(sd > _TINY, sd, np.inf)
 
-    A score counts only when it beats every raw score of the last ``samples`` values (else it
-    becomes 0); after a raw score reaches ``threshold``, the next ``samples`` are halved.
+
+class HoldoffBank:
+    """Repeat suppression after a detection, so one anomaly yields one detection, per channel.
+
+    A score counts only when it beats every raw score of its channel in about the last
+    ``samples`` samples of the device (else it becomes 0): the maxima of blocks of
+    ``samples / 10`` samples are kept in a ring of eleven, so the window is ``samples`` to
+    ``1.1 * samples`` samples long. After a raw score reaches ``threshold``, the next
+    ``samples`` scores of that channel are halved.
     """
 
-    __slots__ = ("_quiet", "_recent", "_samples", "_threshold")
+    __slots__ = (
+        "_block",
+        "_count",
+        "_quiet",
+        "_quieting",
+        "_ring",
+        "_samples",
+        "_slot",
+        "_slots",
+        "_threshold",
+    )
 
-    def __init__(self, samples: int, threshold: float) -> None:
-        self._recent: deque[float] = deque(maxlen=max(1, samples))
-        self._samples = samples
+    BLOCKS = 10
+
+    def __init__(self, samples: int, threshold: float, channels: int) -> None:
+        window = max(1, samples)
+        self._block = -(-window // self.BLOCKS)
+        self._slots = -(-window // self._block) + 1
+        # Scores need no more than float16 to be compared with each other.
+        self._ring = np.full((self._slots, channels), -1.0, np.float16)
+        self._quiet = np.zeros(channels, np.int16)
+        self._quieting = False
+        self._count = 0
+        self._slot = 0
+        self._samples = min(samples, np.iinfo(np.int16).max)
         self._threshold = threshold
-        self._quiet = 0
 
-    def update(self, raw: float) -> float:
-        """The suppressed score for ``raw``."""
-        recent = self._recent
-        score = raw if not recent or raw > max(recent) else 0.0
-        recent.append(raw)
-        if self._quiet:
-            self._quiet -= 1
-            return score * 0.5
-        if raw >= self._threshold:
-            self._quiet = self._samples
+    def grow(self, extra: int) -> None:
+        """Make room for ``extra`` more channels."""
+        self._ring = pad(self._ring, extra, -1.0)
+        self._quiet = pad(self._quiet, extra, 0)
+
+    def update(self, raw: Floats, sel: Index) -> Floats:
+        """The suppressed scores for the raw scores of channels ``sel``."""
+        ring = self._ring
+        score: Floats = raw * (raw > ring[:, sel].max(axis=0))
+        slot = self._slot
+        ring[slot, sel] = np.maximum(ring[slot, sel], raw)
+        self._count += 1
+        if self._count % self._block == 0:
+            self._slot = (slot + 1) % self._slots
+            ring[self._slot] = -1.0
+        loud = raw >= self._threshold
+        if self._quieting or loud.any():
+            quiet = self._quiet[sel]
+            halved = quiet > 0
+            score = np.where(halved, score * 0.5, score)
+            quiet = np.where(halved, quiet - 1, np.where(loud, self._samples, 0))
+            self._quiet[sel] = quiet
+            self._quieting = bool(self._quiet.any())
         return score
+
+
+class ChannelDetector:
+    """The default detector of one stream of values: a :class:`DetectorBank` of one channel,
+    for scoring outside a device (River pipelines, tools).
+
+    Args:
+        params: the tuning (the defaults when None).
+    """
+
+    __slots__ = ("_bank",)
+
+    _ONE = np.zeros(1, np.intp)
+
+    def __init__(self, params: DetectorParams | None = None) -> None:
+        self._bank = DetectorBank(params, 1)
+
+    def update(self, ts: float, value: float) -> float:
+        """The score of ``value`` at ``ts`` in [0, 1), then learn it."""
+        one = self._ONE
+        return float(self._bank.update(ts, np.array([value]), one, one)[0])

@@ -16,10 +16,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from gridedge.analytics.detectors import SURPRISE_HALF, Surprise
+from gridedge.analytics.calibrate import SURPRISE_HALF
 from gridedge.analytics.model_settings import ModelKind, ModelSpec
 from gridedge.analytics.multivariate import MultivariateDetector
 from gridedge.analytics.settings import AnalyticsConfig
+from gridedge.analytics.surprise import Surprise
 from gridedge.channels import CHANNELS
 from gridedge.model import Envelope, Kind
 

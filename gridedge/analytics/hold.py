@@ -3,7 +3,8 @@
 A detector notices a change; it then adapts to the new level, and the hold-off damps repeated
 scores, so on its own the alert would clear while a sag, a drift or an overheating goes on.
 :class:`Hold` asks the other question: is the evidence channel *still different from the
-baseline before the change*? Every analysed channel keeps a :class:`Reference`: a short moving
+baseline before the change*? Every analysed channel keeps a reference (:class:`ReferenceBank`,
+all of a device's channels in one array): a short moving
 average of its value and the typical deviation of values around it. When the device's detector
 alert is raised, the evidence channel's reference (from the values before the change) is frozen
 as the baseline; while a short average of the distance from that baseline stays beyond
@@ -16,32 +17,62 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from gridedge.analytics.calibrate import Floats, Index
+
 REFERENCE_SAMPLES = 30
 """Memory of a channel's reference level and deviation."""
 _SHORT = 0.35  # weight of the newest distance in the held average (about three values)
 
 
-class Reference:
-    """A channel's recent level and the typical deviation around it (values before now)."""
+class ReferenceBank:
+    """Every channel's recent level and the typical deviation around it."""
 
-    __slots__ = ("before", "dev", "dev_before", "level", "n")
+    __slots__ = ("_state",)
 
-    def __init__(self) -> None:
-        self.level = self.before = math.nan
-        self.dev = self.dev_before = 0.0
-        self.n = 0
+    _LEVEL, _DEV, _N = range(3)
 
-    def update(self, value: float) -> None:
-        """Learn one value (``before`` and ``dev_before`` keep the state it was scored on)."""
-        self.before, self.dev_before = self.level, self.dev
-        self.n += 1
-        if self.n == 1:
-            self.level = value
-            return
-        a = 1.0 / min(self.n, REFERENCE_SAMPLES)
-        e = value - self.level
-        self.dev += a * (abs(e) - self.dev)
-        self.level += a * e
+    def __init__(self, channels: int) -> None:
+        self._state = np.zeros((3, channels))
+        self._state[self._LEVEL] = np.nan
+
+    def grow(self, extra: int) -> None:
+        """Make room for ``extra`` more channels."""
+        fresh = np.zeros((3, extra))
+        fresh[self._LEVEL] = np.nan
+        self._state = np.concatenate([self._state, fresh], axis=1)
+
+    def level(self, channel: int) -> float:
+        """The reference level of one channel."""
+        return float(self._state[self._LEVEL, channel])
+
+    def deviation(self, channel: int) -> float:
+        """The typical deviation of one channel around its level."""
+        return float(self._state[self._DEV, channel])
+
+    def before(self, channel: int, latest: float) -> tuple[float, float]:
+        """(level, deviation) of one channel before it learnt its ``latest`` value: the state
+        that value was scored on (undoing the last step, so nothing is stored twice).
+        """
+        level, dev, n = self._state[:, channel].tolist()
+        if n < 2.0:
+            return math.nan, 0.0
+        a = 1.0 / min(n, REFERENCE_SAMPLES)
+        old = (level - a * latest) / (1.0 - a)
+        return old, max(0.0, (dev - a * abs(latest - old)) / (1.0 - a))
+
+    def update(self, values: Floats, sel: Index) -> None:
+        """Learn one value of each channel ``sel``."""
+        st = self._state
+        level, dev = st[self._LEVEL, sel], st[self._DEV, sel]
+        n = st[self._N, sel] + 1.0
+        st[self._N, sel] = n
+        a = 1.0 / np.minimum(n, REFERENCE_SAMPLES)
+        e = values - level
+        first = n == 1.0
+        st[self._DEV, sel] = np.where(first, 0.0, dev + a * (np.abs(e) - dev))
+        st[self._LEVEL, sel] = np.where(first, values, level + a * e)
 
 
 class Hold:
@@ -67,12 +98,14 @@ class Hold:
         """The channel being watched, or None."""
         return self._channel
 
-    def start(self, channel: str, reference: Reference) -> None:
-        """Freeze ``reference`` as it was before its latest value as the baseline of ``channel``."""
+    def start(self, channel: str, before: float, dev_before: float) -> None:
+        """Freeze a reference as it was before its latest value (level ``before``, deviation
+        ``dev_before``) as the baseline of ``channel``.
+        """
         self._channel = channel
-        self._base = self._frozen = reference.before
-        floor = 1e-3 * abs(reference.before) + 1e-9  # a meter's resolution, roughly
-        self._tol = self._tolerance * max(reference.dev_before, floor)
+        self._base = self._frozen = before
+        floor = 1e-3 * abs(before) + 1e-9  # a meter's resolution, roughly
+        self._tol = self._tolerance * max(dev_before, floor)
         self._dist = self._near = 0.0
 
     def stop(self) -> None:

@@ -18,7 +18,7 @@ It learns for a commissioning window (``window`` samples) before it scores, with
 weight for every sample, then adapts with a long memory (``memory`` samples), and ten times
 slower still while it is detecting, so a lasting joint departure is not learnt away. The two
 distances are calibrated like the per-channel detectors: each by its own
-:class:`~gridedge.analytics.detectors.Surprise` histogram, the larger surprise mapped to [0, 1)
+:class:`~gridedge.analytics.surprise.Surprise` histogram, the larger surprise mapped to [0, 1)
 by ``s / (s + 3)``, so 0.5 means "one sample in a thousand" here too. Memory is fixed at
 creation: arrays sized by the channel count, nothing grows.
 """
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gridedge.analytics.detectors import SURPRISE_HALF, Surprise
+from gridedge.analytics.calibrate import SURPRISE_HALF
+from gridedge.analytics.surprise import Surprise
 
 Vector = npt.NDArray[np.float64]
 

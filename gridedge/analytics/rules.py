@@ -1,5 +1,7 @@
 """Rules: plain checks that need no learning, each with the score it contributes.
 
+:class:`RuleBank` checks every channel of a device at once (one vector operation per rule).
+
 * ``limit``: the value is outside the driver's physical range (``Channel.min``/``max``) or a
   configured one;
 * ``band``: a supply voltage outside its normal band around nominal (EN 50160: +-10 %), or a
@@ -15,7 +17,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gridedge.analytics.calibrate import Floats, Index
+from gridedge.channels import CHANNELS
 
 LIMIT_SCORE = 1.0
 BAND_SCORE = 0.85
@@ -36,72 +45,108 @@ class RuleParams:
     band_max: float | None = None
 
 
-class ChannelRules:
-    """Limit, rate-of-change and flatline rules of one channel."""
+RULES = ("", "limit", "band", "overload", "rate", "flatline")
+"""Rule names by the code :meth:`RuleBank.check` returns (0: no rule fired)."""
+_SCORES = np.array([0.0, LIMIT_SCORE, BAND_SCORE, BAND_SCORE, RATE_SCORE, FLATLINE_SCORE])
 
-    __slots__ = (
-        "_band_max",
-        "_band_min",
-        "_longest",
-        "_max",
-        "_min",
-        "_moved",
-        "_prev",
-        "_prev_ts",
-        "_rate",
-        "_repeats",
-        "_stuck",
+
+class RuleBank:
+    """Limit, band, rate-of-change and flatline rules of every channel of one device."""
+
+    __slots__ = ("_limits", "_moved", "_primed", "_rated", "_state")
+
+    # Rows of _limits: min, max, band min, band max, max rate, flatline samples (inf: off), and
+    # the narrowest range of the four bounds (a value inside it breaks no range rule).
+    _MIN, _MAX, _BAND_MIN, _BAND_MAX, _RATE, _FLAT, _LOW, _HIGH = range(8)
+    # Rows of _state: previous value, its time, repeats of it, longest earlier run of repeats.
+    _PREV, _PREV_TS, _REPEATS, _LONGEST = range(4)
+
+    def __init__(self, params: Sequence[RuleParams]) -> None:
+        self._limits = np.zeros((8, 0))
+        self._state = np.zeros((4, 0))
+        self._moved = np.zeros(0, bool)
+        self._primed = False
+        self._rated = False
+        self.grow(params)
+
+    def grow(self, params: Sequence[RuleParams]) -> None:
+        """Add the rules of channels that appeared later."""
+        extra = np.array([_limit_row(p) for p in params]).reshape(-1, 8).T
+        self._limits = np.concatenate([self._limits, extra], axis=1)
+        fresh = np.zeros((4, len(params)))
+        fresh[self._PREV] = np.nan
+        self._state = np.concatenate([self._state, fresh], axis=1)
+        self._moved = np.concatenate([self._moved, np.zeros(len(params), bool)])
+        self._primed = False
+        self._rated = bool((self._limits[self._RATE] < np.inf).any())
+
+    def check(
+        self, ts: float, values: Floats, sel: Index
+    ) -> tuple[npt.NDArray[np.intp], Floats] | None:
+        """The rule that fires on each value (the strongest; a code into :data:`RULES`) and its
+        score, for channels ``sel``; None when no rule fires on any of them.
+        """
+        lim = self._limits
+        st = self._state
+        prev = st[self._PREV, sel]
+        repeats, longest = st[self._REPEATS, sel], st[self._LONGEST, sel]
+        same = values == prev
+        changed = ~same
+        if not self._primed:
+            changed &= ~np.isnan(prev)
+            self._primed = not np.isnan(st[self._PREV]).any()
+        longest = np.maximum(longest, repeats * changed)
+        repeats = (repeats + 1.0) * same
+        moved = self._moved[sel] | changed
+        self._moved[sel] = moved
+        st[self._REPEATS, sel], st[self._LONGEST, sel] = repeats, longest
+        ranged = ((values < lim[self._LOW, sel]) | (values > lim[self._HIGH, sel])).any()
+        stuck = ((repeats >= lim[self._FLAT, sel]) & moved).any()
+        fired = None
+        if ranged or stuck or self._rated:
+            fired = self._fired(ts, values, sel, moved, repeats, longest)
+        st[self._PREV, sel], st[self._PREV_TS, sel] = values, ts
+        return fired
+
+    def _fired(
+        self,
+        ts: float,
+        values: Floats,
+        sel: Index,
+        moved: npt.NDArray[np.bool_],
+        repeats: Floats,
+        longest: Floats,
+    ) -> tuple[npt.NDArray[np.intp], Floats] | None:
+        """The codes and scores of ``check`` (state not yet moved on to ``values``)."""
+        lim = self._limits[:, sel]
+        prev = self._state[self._PREV, sel]
+        dt = ts - self._state[self._PREV_TS, sel]
+        code = np.where((values < lim[0]) | (values > lim[1]), 1, 0)
+        code = np.where((code == 0) & (values < lim[2]), 2, code)
+        over = (code == 0) & (values > lim[3])
+        code = np.where(over, np.where(lim[2] > -np.inf, 2, 3), code)
+        timed = ~np.isnan(prev) & (dt > 0.0)
+        too_fast = timed & (np.abs(values - prev) > lim[4] * np.where(timed, dt, 1.0))
+        code = np.where((code == 0) & too_fast, 4, code)
+        flat = moved & (values != 0.0) & (repeats >= lim[5]) & (repeats > 1.5 * longest)
+        code = np.where((code == 0) & flat, 5, code)
+        if not code.any():
+            return None
+        return code, _SCORES[code]
+
+
+def _limit_row(p: RuleParams) -> tuple[float, ...]:
+    inf = np.inf
+    return (
+        p.min if p.min is not None else -inf,
+        p.max if p.max is not None else inf,
+        p.band_min if p.band_min is not None else -inf,
+        p.band_max if p.band_max is not None else inf,
+        p.max_rate_per_s if p.max_rate_per_s is not None else inf,
+        float(p.flatline_samples) if p.flatline_samples > 0 else inf,
+        max(p.min if p.min is not None else -inf, p.band_min if p.band_min is not None else -inf),
+        min(p.max if p.max is not None else inf, p.band_max if p.band_max is not None else inf),
     )
-
-    def __init__(self, params: RuleParams) -> None:
-        self._min = params.min
-        self._max = params.max
-        self._rate = params.max_rate_per_s
-        self._stuck = params.flatline_samples
-        self._band_min = params.band_min
-        self._band_max = params.band_max
-        self._prev: float | None = None
-        self._prev_ts = 0.0
-        self._repeats = 0
-        self._longest = 0
-        self._moved = False
-
-    def check(self, ts: float, value: float) -> tuple[str, float] | None:
-        """The rule that fires on ``value`` (the strongest one) and its score, or None."""
-        hit: tuple[str, float] | None = None
-        if (self._min is not None and value < self._min) or (
-            self._max is not None and value > self._max
-        ):
-            hit = ("limit", LIMIT_SCORE)
-        elif self._band_min is not None and value < self._band_min:
-            hit = ("band", BAND_SCORE)
-        elif self._band_max is not None and value > self._band_max:
-            hit = ("band" if self._band_min is not None else "overload", BAND_SCORE)
-        prev = self._prev
-        if prev is not None:
-            if value == prev:
-                self._repeats += 1
-            else:
-                if self._repeats > self._longest:
-                    self._longest = self._repeats
-                self._repeats = 0
-                self._moved = True
-            rate = self._rate
-            if hit is None and rate is not None and ts > self._prev_ts:
-                too_fast = abs(value - prev) / (ts - self._prev_ts) > rate
-                hit = ("rate", RATE_SCORE) if too_fast else None
-            if (
-                hit is None
-                and self._stuck
-                and self._moved
-                and value != 0.0
-                and self._repeats >= self._stuck
-                and self._repeats > 1.5 * self._longest
-            ):
-                hit = ("flatline", FLATLINE_SCORE)
-        self._prev = value
-        self._prev_ts = ts
-        return hit
 
 
 class DropoutRule:
@@ -135,3 +180,19 @@ class DropoutRule:
         # Follow changes of the poll interval slowly, and only with gaps that were not dropouts.
         self._interval = usual + 0.05 * (gap - usual)
         return None
+
+
+def supply_band(
+    channel: str, nominal: float | None, band: float
+) -> tuple[float | None, float | None]:
+    """The normal operating range of a voltage (nominal +- ``band``, EN 50160) or current
+    (up to the rated current) channel; (None, None) for the others or without a nominal.
+    """
+    info = CHANNELS.get(channel)
+    if nominal is None or info is None or band <= 0.0:
+        return None, None
+    if info.quantity in ("voltage", "voltage_ll"):
+        return (1.0 - band) * nominal, (1.0 + band) * nominal
+    if info.quantity == "current":
+        return None, nominal
+    return None, None

@@ -13,7 +13,7 @@ from typing import Any
 
 from gridedge.bench.soak import SoakPlan
 
-ON_REQUEST = frozenset({"reconnect", "farm"})
+ON_REQUEST = frozenset({"reconnect", "farm", "fleet"})
 """Sections that run only when named with ``--only`` (minutes long, or a farm of processes)."""
 
 
@@ -26,15 +26,19 @@ def run_bench(
     connections: int | None = None,
     headroom: bool = False,
     soak: SoakPlan | None = None,
+    fleet_meters: int | None = None,
+    fleet_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Run every section (or ``only`` one) for about ``seconds`` each (default 10; ``farm``:
     30 per run); ``drain`` runs until its backlog (default 1,000,000 samples) is delivered.
     ``meters``, ``connections`` and ``headroom`` shape the ``farm`` section. ``soak`` runs only
     when asked for by name: its ``plan`` (default :class:`SoakPlan`) sets its length, minutes
-    rather than seconds.
+    rather than seconds. ``fleet`` (minutes long, only when named) runs ``fleet_meters`` meters
+    (5,000) for ``fleet_minutes`` simulated minutes (30).
     """
     from gridedge.bench.analytics import bench_analytics
     from gridedge.bench.farm import FARM_CONNECTIONS, FARM_METERS, bench_farm
+    from gridedge.bench.fleet import FLEET_METERS, FLEET_MINUTES, bench_fleet
     from gridedge.bench.forward import DRAIN_BACKLOG, bench_drain, bench_forward
     from gridedge.bench.modbus import bench_modbus
     from gridedge.bench.pipeline import bench_pipeline
@@ -51,6 +55,9 @@ def run_bench(
         "drain": lambda s: bench_drain(s, backlog=backlog),
         "wire": bench_wire,
         "reconnect": bench_reconnect,
+        "fleet": lambda s: bench_fleet(
+            s, meters=fleet_meters or FLEET_METERS, minutes=fleet_minutes or FLEET_MINUTES
+        ),
     }
     farm_seconds = seconds
     seconds = 10.0 if seconds is None else seconds

@@ -166,6 +166,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         meters=args.meters,
         connections=args.connections,
         headroom=args.headroom,
+        fleet_meters=args.fleet_meters,
+        fleet_minutes=args.fleet_minutes,
     )
     print(json.dumps(result, indent=2))
     return EXIT_OK
@@ -260,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
             "reconnect",
             "farm",
             "soak",
+            "fleet",
         ],
-        help="run one section (reconnect, farm and soak run only when named: minutes each)",
+        help="run one section (reconnect, farm, soak and fleet run only when named: minutes each)",
     )
     p.add_argument(
         "--seconds", type=_positive_float, default=None, help="length of each run (10; farm: 30)"
@@ -279,6 +282,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--headroom", action="store_true", help="farm: add meters until delivery drops below 99 %%"
+    )
+    p.add_argument(
+        "--fleet-meters",
+        type=_positive_int,
+        default=None,
+        help="simulated meters in the fleet section (default 5000)",
+    )
+    p.add_argument(
+        "--fleet-minutes",
+        type=_positive_float,
+        default=None,
+        help="simulated minutes of the fleet section (default 30)",
     )
     p.set_defaults(func=_cmd_bench)
     add_emulate_command(sub)

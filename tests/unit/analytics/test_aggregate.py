@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
-from gridedge.analytics.aggregate import Deadband, WindowAggregator
-from gridedge.model import Kind
+from collections.abc import Mapping
+
+import numpy as np
+
+from gridedge.analytics.aggregate import Deadband, WindowBank
+from gridedge.model import Envelope, Kind
+
+
+class WindowAggregator:
+    """A window bank fed by name: channels are indexed in the order they first appear."""
+
+    def __init__(self, device: str, window_s: float) -> None:
+        self.names: list[str] = []
+        self.bank = WindowBank(device, (window_s,), self.names)
+
+    def add(self, ts: float, values: Mapping[str, float]) -> Envelope | None:
+        new = [k for k in values if k not in self.names]
+        if new:
+            self.names.extend(new)
+            self.bank.grow(len(new))
+        cols = np.array([self.names.index(k) for k in values], np.intp)
+        closed = self.bank.add(ts, np.array(list(values.values())), cols)
+        return closed[0] if closed else None
+
+    def flush(self) -> Envelope | None:
+        out = self.bank.flush()
+        return out[0] if out else None
 
 
 def test_a_window_closes_with_min_max_mean_last_and_count() -> None:

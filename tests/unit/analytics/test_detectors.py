@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridedge.analytics.detectors import ChannelDetector, DetectorParams, Holdoff, Surprise
+from gridedge.analytics.calibrate import SurpriseBank
+from gridedge.analytics.detectors import DetectorBank, DetectorParams, HoldoffBank
 
 T0 = 1_767_571_200.0
 
@@ -18,9 +20,37 @@ def _noise(n: int, seed: int = 1) -> list[float]:
     return [230.0 + 2.0 * math.sin(i / 50.0) + rng.gauss(0.0, 0.5) for i in range(n)]
 
 
+ALL = slice(None)
+ONE = np.zeros(1, np.intp)
+
+
 def _scores(values: list[float], params: DetectorParams | None = None) -> list[float]:
-    det = ChannelDetector(params)
-    return [det.update(T0 + 60.0 * i, v) for i, v in enumerate(values)]
+    """One channel's scores from a bank of one."""
+    det = DetectorBank(params, 1)
+    return [
+        float(det.update(T0 + 60.0 * i, np.array([v]), ALL, ONE)[0]) for i, v in enumerate(values)
+    ]
+
+
+def test_channels_of_one_bank_stay_apart() -> None:
+    """Whatever one channel of a bank sees (here a spike), the other channels score exactly
+    the same, with a channel missing from a sample now and then.
+    """
+    rng = random.Random(5)
+    series = [[rng.gauss(10.0 * (c + 1), 1.0 + c) for _ in range(700)] for c in range(3)]
+    spiked = [list(s) for s in series]
+    spiked[1][600] += 40.0
+    plain, other = DetectorBank(None, 3), DetectorBank(None, 3)
+    for i in range(700):
+        ts = T0 + 60.0 * i
+        cols = np.array([c for c in range(3) if (i + c) % 97], np.intp)
+        a = plain.update(ts, np.array([series[c][i] for c in cols]), cols, cols)
+        b = other.update(ts, np.array([spiked[c][i] for c in cols]), cols, cols)
+        for k, c in enumerate(cols.tolist()):
+            if c != 1:
+                assert a[k] == b[k]
+            elif i == 600:
+                assert b[k] > 0.5 > a[k]
 
 
 @settings(max_examples=50, deadline=None)
@@ -62,16 +92,41 @@ def test_a_level_shift_is_noticed() -> None:
 
 def test_surprise_grows_with_rarity() -> None:
     """A value beyond everything seen is more surprising than a typical one."""
-    s = Surprise(memory=1000)
+    s = SurpriseBank(views=1, channels=1, memory=1000)
+
+    def update(x: float) -> float:
+        return float(s.update(np.array([[x]]), ALL, ONE)[0, 0])
+
     rng = random.Random(3)
     for _ in range(2000):
-        s.update(abs(rng.gauss(0.0, 1.0)))
-    assert s.update(0.5) < 1.0 < 3.0 < s.update(10.0) < s.update(100.0)
+        update(abs(rng.gauss(0.0, 1.0)))
+    assert update(0.5) < 1.0 < 3.0 < update(10.0) < update(100.0)
+
+
+def test_surprise_views_and_channels_are_calibrated_apart() -> None:
+    """A distance common in one row of the bank is rare in a row that never saw it."""
+    s = SurpriseBank(views=2, channels=2, memory=1000)
+    rng = random.Random(4)
+    for _ in range(1500):
+        wide, narrow = abs(rng.gauss(0.0, 10.0)), abs(rng.gauss(0.0, 0.1))
+        s.update(np.array([[wide, narrow], [narrow, wide]]), ALL, np.arange(2))
+    out = s.update(np.full((2, 2), 8.0), ALL, np.arange(2))
+    assert out[0, 0] < 1.0 < 3.0 < out[0, 1]
+    assert out[1, 1] < 1.0 < 3.0 < out[1, 0]
 
 
 def test_holdoff_passes_one_detection_per_burst() -> None:
     """After a detection, the rest of the burst is zeroed or halved below the threshold."""
-    h = Holdoff(samples=10, threshold=0.5)
-    out = [h.update(x) for x in [0.1, 0.6, 0.7, 0.65, 0.55, 0.2, 0.1]]
+    h = HoldoffBank(samples=10, threshold=0.5, channels=1)
+    burst = [0.1, 0.6, 0.7, 0.65, 0.55, 0.2, 0.1]
+    out = [float(h.update(np.array([x]), ALL)[0]) for x in burst]
     assert out[1] == 0.6
     assert all(x < 0.5 for i, x in enumerate(out) if i != 1)
+
+
+def test_holdoff_forgets_a_detection_after_its_window() -> None:
+    """A score counts again once the larger one is more than the window behind it."""
+    h = HoldoffBank(samples=10, threshold=0.9, channels=1)
+    out = [float(h.update(np.array([x]), ALL)[0]) for x in [0.8] + [0.0] * 12 + [0.6]]
+    assert out[0] == 0.8
+    assert out[-1] == 0.6

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gridedge.analytics.engine import Analytics
-from gridedge.analytics.hold import Hold, Reference
+from gridedge.analytics.hold import Hold, ReferenceBank
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.model import Sample
 
@@ -37,12 +39,14 @@ def test_an_alert_stays_active_while_a_shift_lasts_and_clears_after() -> None:
 
 def test_the_hold_releases_once_the_value_is_back_at_its_baseline() -> None:
     """A hold started on a steady reference releases within a few values of a return."""
-    ref = Reference()
+    ref = ReferenceBank(1)
     for v in [10.0, 10.2, 9.8, 10.1, 9.9] * 10:
-        ref.update(v)
-    ref.update(20.0)
+        ref.update(np.array([v]), slice(None))
+    level, dev = ref.level(0), ref.deviation(0)
+    ref.update(np.array([20.0]), slice(None))
+    assert ref.before(0, 20.0) == pytest.approx((level, dev))
     hold = Hold()
-    hold.start("x", ref)
+    hold.start("x", *ref.before(0, 20.0))
     assert all(hold.update(20.0) for _ in range(20))
     back = [hold.update(10.0) for _ in range(10)]
     assert not back[-1]
@@ -50,9 +54,27 @@ def test_the_hold_releases_once_the_value_is_back_at_its_baseline() -> None:
 
 @given(st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=2, max_size=50))
 def test_a_reference_stays_between_the_values_it_saw(values: list[float]) -> None:
-    """A reference's level never leaves the range of the values it learned."""
-    ref = Reference()
-    for v in values:
-        ref.update(v)
-    assert min(values) - 1e-6 <= ref.level <= max(values) + 1e-6
-    assert ref.dev >= 0.0
+    """A reference's level never leaves the range of the values it learned, in every channel
+    of a bank (the second channel sees the values reversed).
+    """
+    ref = ReferenceBank(2)
+    for v, w in zip(values, reversed(values), strict=True):
+        ref.update(np.array([v, w]), slice(None))
+    for c in range(2):
+        assert min(values) - 1e-6 <= ref.level(c) <= max(values) + 1e-6
+        assert ref.deviation(c) >= 0.0
+
+
+def test_a_counter_is_analysed_as_its_rate() -> None:
+    """An energy counter that suddenly counts ten times faster scores high, while its steady
+    climb (a reading never seen before, every time) does not.
+    """
+    rng = random.Random(2)
+    analytics = Analytics(AnalyticsConfig())
+    energy, scores = 1000.0, []
+    for i in range(1500):
+        energy += (10.0 if i == 1400 else 1.0) * (1.0 + rng.uniform(-0.05, 0.05))
+        sample = Sample("m", 1.7e9 + 10.0 * i, {"energy_import": energy})
+        scores.append(analytics.process(sample).channel_scores["energy_import"])
+    assert scores[1400] > 0.5
+    assert max(scores[400:1400]) < scores[1400]

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gridedge.analytics.engine import supply_band
 from gridedge.analytics.rules import (
     BAND_SCORE,
     LIMIT_SCORE,
-    ChannelRules,
+    RULES,
     DropoutRule,
+    RuleBank,
     RuleParams,
 )
+
+
+class ChannelRules:
+    """One channel's view of a rule bank: the rule that fired and its score, or None."""
+
+    def __init__(self, params: RuleParams) -> None:
+        self.bank = RuleBank([params])
+
+    def check(self, ts: float, value: float) -> tuple[str, float] | None:
+        hit = self.bank.check(ts, np.array([value]), slice(None))
+        if hit is None:
+            return None
+        code, score = hit
+        return (RULES[int(code[0])], float(score[0])) if code[0] else None
 
 
 def _run(rules: ChannelRules, values: list[float], step_s: float = 10.0) -> list[str | None]:
@@ -20,6 +36,24 @@ def _run(rules: ChannelRules, values: list[float], step_s: float = 10.0) -> list
         hit = rules.check(1000.0 + step_s * i, v)
         out.append(hit[0] if hit else None)
     return out
+
+
+def test_each_channel_of_a_bank_has_its_own_rules_and_state() -> None:
+    """A limit on one channel, a flatline on another, and a missing value that leaves its
+    channel's state alone.
+    """
+    bank = RuleBank([RuleParams(min=0.0, max=10.0), RuleParams(flatline_samples=3)])
+    fired = []
+    for i, (a, b) in enumerate([(5.0, 1.0), (5.0, 2.0), (11.0, 3.0)] + [(5.0, 3.0)] * 4):
+        cols = np.arange(2) if i != 4 else np.array([1])
+        values = np.array([a, b])[cols]
+        hit = bank.check(10.0 * i, values, cols)
+        code = hit[0] if hit is not None else np.zeros(len(cols), np.intp)
+        fired.append({int(c): RULES[int(k)] for c, k in zip(cols, code, strict=True) if k})
+    assert fired[2] == {0: "limit"}
+    assert fired[5] == {1: "flatline"}
+    assert fired[6] == {1: "flatline"}
+    assert not any(fired[:2] + fired[3:5])
 
 
 def test_values_outside_the_physical_range_break_the_limit_rule() -> None:
