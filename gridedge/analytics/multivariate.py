@@ -65,7 +65,7 @@ class MultivariateParams:
         refresh_samples: samples between two eigendecompositions of the covariance.
     """
 
-    enabled: bool = True
+    enabled: bool = False
     window: int = 2000
     memory: int = 20000
     components: int = 0

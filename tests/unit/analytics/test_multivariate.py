@@ -91,7 +91,7 @@ def test_fault_free_meters_raise_no_multivariate_alert(profile: LoadProfile) -> 
     driver = load_drivers([BUILTIN_DRIVERS_DIR])["eastron-sdm630"]
     device = f"sim-{profile.value}"
     sim = MeterSimulator(device, driver, SimulationParams(profile=profile), FaultPlan(), 11)
-    config = AnalyticsConfig(multivariate=MultivariateParams(window=1000))
+    config = AnalyticsConfig(multivariate=MultivariateParams(enabled=True, window=1000))
     analytics = Analytics(config, driver_limits([(device, driver)]))
     raised = []
     for k in range(2 * 86400 // 60):
