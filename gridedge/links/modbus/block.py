@@ -16,19 +16,9 @@ import struct
 from collections.abc import Callable, Sequence
 
 from gridedge.drivers import Channel, DataType, Order
+from gridedge.links.modbus.codec import STRUCT_CODES
 from gridedge.links.modbus.planner import BIT_TABLES, ReadRequest
 from gridedge.links.modbus.precision import shortest_float32, source_precision
-
-_FORMATS = {
-    DataType.INT16: "h",
-    DataType.UINT16: "H",
-    DataType.INT32: "i",
-    DataType.UINT32: "I",
-    DataType.INT64: "q",
-    DataType.UINT64: "Q",
-    DataType.FLOAT32: "f",
-    DataType.FLOAT64: "d",
-}
 
 BlockDecoder = Callable[[Sequence[int]], dict[str, float] | None]
 """Registers of one response -> values by channel, or None to decode it the checked way."""
@@ -36,7 +26,7 @@ BlockDecoder = Callable[[Sequence[int]], dict[str, float] | None]
 
 def _plain(channel: Channel) -> bool:
     return (
-        channel.type in _FORMATS
+        channel.type in STRUCT_CODES
         and channel.byte_order is Order.BIG
         and channel.word_order is Order.BIG
         and channel.scale_factor_address is None
@@ -55,7 +45,7 @@ def block_decoder(request: ReadRequest) -> BlockDecoder | None:
     fields = [
         (
             ch.name,
-            struct.Struct(">" + _FORMATS[ch.type]).unpack_from,
+            struct.Struct(">" + STRUCT_CODES[ch.type]).unpack_from,
             2 * (ch.address - request.address),
             ch,
             ch.type is DataType.FLOAT32 and ch.scale == 1 and ch.offset == 0,

@@ -51,7 +51,7 @@ FUNCTION_CODES = {
 TABLES_BY_FUNCTION = {code: table for table, code in FUNCTION_CODES.items()}
 """The table a read function code addresses."""
 
-_FORMATS = {
+STRUCT_CODES = {
     DataType.INT16: "h",
     DataType.UINT16: "H",
     DataType.INT32: "i",
@@ -61,6 +61,7 @@ _FORMATS = {
     DataType.FLOAT32: "f",
     DataType.FLOAT64: "d",
 }
+"""The :mod:`struct` code of each register data type (big-endian once the words are ordered)."""
 _INTEGER_RANGES = {
     dtype: (-(1 << (16 * dtype.registers - 1)), (1 << (16 * dtype.registers - 1)) - 1)
     if signed
@@ -102,7 +103,7 @@ def decode(
     if dtype is DataType.BOOL:
         return int(registers[0])
     data = _words_to_bytes(registers, byte_order, word_order)
-    value: int | float = struct.unpack(">" + _FORMATS[dtype], data)[0]
+    value: int | float = struct.unpack(">" + STRUCT_CODES[dtype], data)[0]
     return value
 
 
@@ -122,7 +123,7 @@ def encode(
         if value not in (0, 1):
             raise CodecError(f"bool holds 0 or 1, got {value!r}")
         return [int(value)]
-    fmt = ">" + _FORMATS[dtype]
+    fmt = ">" + STRUCT_CODES[dtype]
     if dtype in _INTEGER_RANGES:
         data = struct.pack(fmt, _whole(value, dtype))
     else:
@@ -171,7 +172,7 @@ def is_not_available(channel: Channel, registers: Sequence[int]) -> bool:
     if int.from_bytes(data, "big") in channel.na:
         return True
     if channel.na_nan and channel.type.is_float:
-        return math.isnan(struct.unpack(">" + _FORMATS[channel.type], data)[0])
+        return math.isnan(struct.unpack(">" + STRUCT_CODES[channel.type], data)[0])
     return False
 
 
