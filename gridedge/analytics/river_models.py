@@ -148,7 +148,30 @@ class ForecastModel:
         return {h: path[h - 1] for h in wanted}
 
 
-class ChannelAnomaly(base.AnomalyDetector):
+class _ScoresWhileLearning(base.AnomalyDetector):
+    """gridedge's detectors score and learn in one step: ``score_one`` learns, and the
+    ``learn_one`` that a River pipeline calls right after it is skipped.
+    """
+
+    _ahead = False
+
+    def _update(self, x: Mapping[Hashable, Any]) -> float:
+        raise NotImplementedError
+
+    def learn_one(self, x: dict[Hashable, Any]) -> None:
+        """Learn ``x`` unless :meth:`score_one` just did."""
+        if self._ahead:
+            self._ahead = False
+        else:
+            self._update(x)
+
+    def score_one(self, x: dict[Hashable, Any]) -> float:
+        """The score of ``x`` in [0, 1) (0.5 = one in a thousand), which is then learnt."""
+        self._ahead = True
+        return self._update(x)
+
+
+class ChannelAnomaly(_ScoresWhileLearning):
     """gridedge's per-channel detector as a River anomaly detector of one feature.
 
     gridedge's detectors score and learn a value in one step, so :meth:`score_one` learns the
@@ -182,20 +205,8 @@ class ChannelAnomaly(base.AnomalyDetector):
         self._n += 1
         return self._detector.update(self._n * self.interval_s, self._value(x))
 
-    def learn_one(self, x: dict[Hashable, Any]) -> None:
-        """Learn ``x`` unless :meth:`score_one` just did."""
-        if self._ahead:
-            self._ahead = False
-        else:
-            self._update(x)
 
-    def score_one(self, x: dict[Hashable, Any]) -> float:
-        """The score of ``x`` in [0, 1) (0.5 = one in a thousand), which is then learnt."""
-        self._ahead = True
-        return self._update(x)
-
-
-class MultivariateAnomaly(base.AnomalyDetector):
+class MultivariateAnomaly(_ScoresWhileLearning):
     """gridedge's multivariate detector (Hotelling T^2 and SPE) as a River anomaly detector.
 
     The features are those of the first ``x``, in sorted order; a later missing feature takes
@@ -226,18 +237,6 @@ class MultivariateAnomaly(base.AnomalyDetector):
             )
             self._detector = MultivariateDetector(sorted(str(k) for k in x), params)
         return self._detector.update({str(k): float(v) for k, v in x.items()})
-
-    def learn_one(self, x: dict[Hashable, Any]) -> None:
-        """Learn ``x`` unless :meth:`score_one` just did."""
-        if self._ahead:
-            self._ahead = False
-        else:
-            self._update(x)
-
-    def score_one(self, x: dict[Hashable, Any]) -> float:
-        """The score of ``x`` in [0, 1) (0.5 = one in a thousand), which is then learnt."""
-        self._ahead = True
-        return self._update(x)
 
 
 class _Standardise:
