@@ -3,7 +3,8 @@
 A simulated Eastron SDM630 (38 float32 channels) is read every 10 s for an hour of simulated
 time; each reading goes through the register codec (encoded into float32 registers and decoded
 back, as over Modbus), is stored in an outbox row and read back, and is packed into batch
-messages of the default size, uncompressed and with each compression. No I/O, no broker.
+messages of the default size, uncompressed (in the default column layout and in the object
+layout) and with each compression. No I/O, no broker.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_driver
 from gridedge.forward.compression import Compression, available, compressor
-from gridedge.forward.payload import Identity, pack
+from gridedge.forward.payload import Identity, pack, pack_objects
 from gridedge.forward.settings import UpstreamConfig
 from gridedge.links.modbus.codec import decode_channel, encode_channel
 from gridedge.model import Envelope, Sample
@@ -65,6 +66,8 @@ def bench_wire(seconds: float) -> dict[str, Any]:
     }
     raw = sum(len(m.payload) for m in messages)
     result["json_bytes_per_value"] = round(raw / values, 2)
+    objects = sum(len(m.payload) for m in pack_objects(envelopes, identity, max_bytes))
+    result["objects_json_bytes_per_value"] = round(objects / values, 2)
     for compression in (Compression.GZIP, Compression.ZSTD):
         compress = compressor(compression) if available(compression) else None
         if compress is None:

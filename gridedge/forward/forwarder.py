@@ -26,9 +26,9 @@ from gridedge.forward.backoff import HEALTHY_S, Backoff, RateLimit
 from gridedge.forward.homeassistant import HomeAssistantBridge
 from gridedge.forward.influx import pack_lines
 from gridedge.forward.ledger import Ledger
-from gridedge.forward.payload import Identity, pack
+from gridedge.forward.payload import Identity, pack, pack_objects
 from gridedge.forward.session import READ_CHUNK, Mirror, Packer, Publisher, Session, Upstream
-from gridedge.forward.settings import PayloadFormat, UpstreamConfig, read_password
+from gridedge.forward.settings import BatchLayout, PayloadFormat, UpstreamConfig, read_password
 from gridedge.forward.state import UpstreamState
 from gridedge.log import FailureStreak, get_logger
 from gridedge.outbox.store import Outbox
@@ -73,7 +73,13 @@ class Forwarder:
     ) -> None:
         self._mirror = mirror
         self._health = health
-        self._pack: Packer = pack_lines if config.format is PayloadFormat.INFLUX else pack
+        self._pack: Packer = (
+            pack_lines
+            if config.format is PayloadFormat.INFLUX
+            else pack_objects
+            if config.batch_layout is BatchLayout.OBJECTS
+            else pack
+        )
         self._config = config
         self._outbox = outbox
         self._identity = identity

@@ -16,6 +16,13 @@ Several are batched, up to ``max_batch_bytes``, as::
      "envelopes": [{"seq": 42, "ts": ..., "device": ..., "kind": ..., "values": ...,
                     "quality": ...}, ...]}
 
+With the column layout (the default), consecutive samples of one device that have the same
+channels travel as rows under one channel list, so a value costs its digits and a comma::
+
+    {"gateway": "gw-1", "epoch": "9f2c4e1a7b3d5f60", "device": "mains", "kind": "sample",
+     "channels": ["voltage_l1", "current_l1"],
+     "rows": [{"seq": 42, "ts": ..., "quality": "good", "values": [231.2, 12.5]}, ...]}
+
 ``ts`` is the time the reading was taken (RFC 3339, UTC, microseconds), never the time of
 sending. The envelope body's fields follow ``seq``/``ts``/``device``/``kind`` at the same
 level; a body field that reuses one of those names (or ``gateway``/``epoch``/``envelopes``) is
@@ -32,12 +39,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gridedge.model import Envelope
+from gridedge.model import Envelope, Kind
 
 RESERVED = frozenset({"gateway", "epoch", "seq", "ts", "device", "kind", "envelopes"})
 STATUS_ONLINE = b"online"
@@ -166,8 +174,22 @@ def _finite(value: object) -> object:
 
 def pack(envelopes: Iterable[Envelope], identity: Identity, max_bytes: int) -> list[Message]:
     """Messages carrying ``envelopes``: one device and kind each, in seq order, batched up to
-    ``max_bytes`` (an envelope bigger than that on its own is sent alone).
+    ``max_bytes`` (an envelope bigger than that on its own is sent alone); runs of samples with
+    the same channels in the column layout.
     """
+    return _pack(envelopes, identity, max_bytes, columns=True)
+
+
+def pack_objects(
+    envelopes: Iterable[Envelope], identity: Identity, max_bytes: int
+) -> list[Message]:
+    """As :func:`pack`, with every batch in the object layout (``batch_layout = "objects"``)."""
+    return _pack(envelopes, identity, max_bytes, columns=False)
+
+
+def _pack(
+    envelopes: Iterable[Envelope], identity: Identity, max_bytes: int, *, columns: bool
+) -> list[Message]:
     groups: dict[tuple[str, str], list[Envelope]] = {}
     for envelope in envelopes:
         groups.setdefault((envelope.device, envelope.kind.value), []).append(envelope)
@@ -177,11 +199,119 @@ def pack(envelopes: Iterable[Envelope], identity: Identity, max_bytes: int) -> l
     messages: list[Message] = []
     for (device, kind), members in groups.items():
         topic = identity.topic(device, kind)
-        entries = [entry_json(envelope) for envelope in members]
-        seqs = [envelope.seq for envelope in members if envelope.seq is not None]
-        for start, stop in _batches(entries, len(gateway), max_bytes):
-            payload = _payload(gateway, entries[start:stop])
-            messages.append(Message(topic, payload, tuple(seqs[start:stop])))
+        runs = _column_runs(members) if columns else [(None, members)]
+        for names, run in runs:
+            if names is None or len(run) == 1:
+                messages.extend(_object_messages(topic, gateway, run, max_bytes))
+            else:
+                head = (
+                    f'{{"gateway":{gateway},"device":{_fast_json(device)},"kind":"{kind}",'
+                    f'"channels":{_fast_json(list(names))},"rows":['
+                )
+                messages.extend(_row_messages(topic, head, run, max_bytes))
+    return messages
+
+
+def _object_messages(
+    topic: str, gateway: str, members: Sequence[Envelope], max_bytes: int
+) -> list[Message]:
+    entries = [entry_json(envelope) for envelope in members]
+    seqs = [envelope.seq for envelope in members if envelope.seq is not None]
+    return [
+        Message(topic, _payload(gateway, entries[start:stop]), tuple(seqs[start:stop]))
+        for start, stop in _batches(entries, len(gateway), max_bytes)
+    ]
+
+
+_SAMPLE_BODY = frozenset({"values", "quality"})
+
+
+def _channels(envelope: Envelope) -> tuple[str, ...] | None:
+    """The channel names of a sample that can travel as a row (its body is values and quality
+    only, values a mapping of numbers); None for any other envelope.
+    """
+    body = envelope.body
+    if envelope.kind is not Kind.SAMPLE or body.keys() != _SAMPLE_BODY:
+        return None
+    values, quality = body["values"], body["quality"]
+    if not isinstance(values, Mapping) or not isinstance(quality, str):
+        return None
+    for value in values.values():
+        if type(value) not in (float, int):
+            return None
+    return tuple(values)
+
+
+def _column_runs(
+    members: Sequence[Envelope],
+) -> list[tuple[tuple[str, ...] | None, list[Envelope]]]:
+    """``members`` cut into consecutive runs that share one channel list (None: no rows)."""
+    runs: list[tuple[tuple[str, ...] | None, list[Envelope]]] = []
+    for envelope in members:
+        names = _channels(envelope)
+        if runs and runs[-1][0] == names:
+            runs[-1][1].append(envelope)
+        else:
+            runs.append((names, [envelope]))
+    return runs
+
+
+# A stored sample body, as the outbox's encoder writes it: values first, then quality.
+_STORED_HEAD = '{"values":{'
+_STORED_QUALITY = '},"quality":'
+_STORED_VALUE = re.compile(r'":([^,]+)')
+_PLAIN_QUALITY = re.compile(r'"[a-z_]*"')
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def _plain_names(names: Sequence[str]) -> bool:
+    """Whether every name is written in JSON as itself, with nothing a value match could take
+    for a separator (then a stored body's values can be cut out of its text).
+    """
+    return all(_PLAIN_NAME.fullmatch(name) for name in names)
+
+
+def _row_json(envelope: Envelope, plain_names: bool) -> str:
+    if envelope.seq is None:
+        raise ValueError("only committed envelopes (with a seq) are forwarded")
+    ts = rfc3339(envelope.ts)
+    head = f'{{"seq":{envelope.seq},"ts":{"null" if ts is None else chr(34) + ts + chr(34)},'
+    stored = envelope.stored_body
+    if plain_names and stored is not None and stored.startswith(_STORED_HEAD):
+        cut = stored.rfind(_STORED_QUALITY)
+        quality = stored[cut + len(_STORED_QUALITY) : -1]
+        finite = "NaN" not in stored and "Infinity" not in stored
+        if cut > 0 and finite and _PLAIN_QUALITY.fullmatch(quality):
+            values = ",".join(_STORED_VALUE.findall(stored, len(_STORED_HEAD), cut))
+            return f'{head}"quality":{quality},"values":[{values}]}}'
+    body = envelope.body
+    values_map = body["values"]
+    assert isinstance(values_map, Mapping)
+    return (
+        f'{head}"quality":{_fast_json(body["quality"])},'
+        f'"values":{to_json(list(values_map.values()))}}}'
+    )
+
+
+def _row_messages(
+    topic: str, head: str, members: Sequence[Envelope], max_bytes: int
+) -> list[Message]:
+    """Column-layout messages of one run, each within ``max_bytes`` (at least one row)."""
+    messages: list[Message] = []
+    rows: list[str] = []
+    seqs: list[int] = []
+    size = len(head) + 2
+    plain_names = _plain_names(_channels(members[0]) or ())
+    for envelope in members:
+        row = _row_json(envelope, plain_names)
+        if rows and size + len(row) + 1 > max_bytes:
+            messages.append(Message(topic, f"{head}{','.join(rows)}]}}".encode(), tuple(seqs)))
+            rows, seqs, size = [], [], len(head) + 2
+        size += len(row) + (1 if rows else 0)
+        rows.append(row)
+        seqs.append(envelope.seq or 0)
+    if rows:
+        messages.append(Message(topic, f"{head}{','.join(rows)}]}}".encode(), tuple(seqs)))
     return messages
 
 
@@ -220,7 +350,21 @@ def unpack(payload: bytes) -> list[dict[str, Any]]:
     obj = json.loads(payload)
     if not isinstance(obj, dict) or "gateway" not in obj:
         raise ValueError("not a gridedge envelope message")
+    head = {key: obj[key] for key in ("gateway", "epoch") if key in obj}
+    if "rows" in obj:
+        names = obj["channels"]
+        return [
+            {
+                **head,
+                "seq": row["seq"],
+                "ts": row["ts"],
+                "device": obj["device"],
+                "kind": obj["kind"],
+                "values": dict(zip(names, row["values"], strict=True)),
+                "quality": row["quality"],
+            }
+            for row in obj["rows"]
+        ]
     if "envelopes" not in obj:
         return [obj]
-    head = {key: obj[key] for key in ("gateway", "epoch") if key in obj}
     return [{**head, **entry} for entry in obj["envelopes"]]

@@ -23,6 +23,15 @@ _NAME_RULE = "1-64 letters, digits, '_', '.', '-'"
 _TLS_KEYS = ("ca_file", "cert_file", "key_file")
 
 
+class BatchLayout(StrEnum):
+    """How a JSON message that carries several samples of one device lays them out."""
+
+    COLUMNS = "columns"
+    """One channel list, then a row of values per sample (see the README's payload section)."""
+    OBJECTS = "objects"
+    """One object per envelope, channel names repeated in each."""
+
+
 class PayloadFormat(StrEnum):
     """How envelopes are written into MQTT messages."""
 
@@ -76,6 +85,7 @@ class UpstreamConfig:
         enabled: false keeps the table but neither forwards to it nor waits for it.
         format: ``json`` or ``influx`` (line protocol) for envelope messages.
         compression: ``none``, ``gzip`` or ``zstd`` for messages carrying several envelopes.
+        batch_layout: ``columns`` or ``objects``, for JSON messages carrying several samples.
         home_assistant: publish Home Assistant MQTT discovery and a flat state topic per meter.
         discovery_prefix: Home Assistant's discovery prefix.
         health_interval_s: seconds between retained ``health`` messages of the gateway; 0 for
@@ -113,6 +123,7 @@ class UpstreamConfig:
     enabled: bool = True
     format: PayloadFormat = PayloadFormat.JSON
     compression: Compression = Compression.NONE
+    batch_layout: BatchLayout = BatchLayout.COLUMNS
     home_assistant: bool = False
     discovery_prefix: str = "homeassistant"
     health_interval_s: float = 60.0
@@ -179,6 +190,7 @@ def _upstream(t: Table, gateway_id: str, base_dir: Path) -> UpstreamConfig:
         enabled=t.boolean("enabled", True),
         format=t.choice("format", PayloadFormat, d.format),
         compression=t.choice("compression", Compression, d.compression),
+        batch_layout=t.choice("batch_layout", BatchLayout, d.batch_layout),
         home_assistant=t.boolean("home_assistant", d.home_assistant),
         discovery_prefix=_discovery_prefix(t),
         health_interval_s=t.number("health_interval_s", d.health_interval_s, min=0.0, max=86400),

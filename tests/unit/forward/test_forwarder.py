@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from gridedge.errors import BrokerUnavailableError, PublishRejectedError
 from gridedge.forward.payload import unpack
+from gridedge.forward.settings import BatchLayout
+from gridedge.forward.state import UpstreamState
+from gridedge.model import Envelope, Kind
 from gridedge.outbox.store import read_stats
 from tests.unit.forward.fakes import UP, FakeBroker, envelopes, forwarding, outbox_at, until
 
@@ -185,3 +189,26 @@ async def test_outbox_commit_listeners_hear_each_commit_that_storedenvelopes(
         remove()
         await outbox.append(envelopes(1))
     assert heard == [3, 5]
+
+
+def _cursor_at(state: UpstreamState, seq: int) -> bool:
+    return state.cursor == seq
+
+
+async def test_the_batch_layout_setting_chooses_rows_or_objects(tmp_path: Path) -> None:
+    """A backlog of samples goes out as rows under a channel list by default, and as objects
+    with batch_layout = "objects"; both carry every seq once.
+    """
+    samples = [
+        Envelope(Kind.SAMPLE, "m1", 1_767_600_000.0 + i, {"values": {"v": i}, "quality": "good"})
+        for i in range(1, 21)
+    ]
+    for layout, key in ((BatchLayout.COLUMNS, b'"rows":'), (BatchLayout.OBJECTS, b'"envelopes":')):
+        broker = FakeBroker()
+        async with outbox_at(tmp_path / layout.value) as outbox:
+            await outbox.append(samples)
+            config = replace(UP, batch_layout=layout)
+            async with forwarding(outbox, broker, config) as state:
+                await until(partial(_cursor_at, state, 20))
+        assert sorted(broker.seqs()) == list(range(1, 21))
+        assert all(key in payload for _, payload, _ in broker.log)

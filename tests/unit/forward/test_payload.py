@@ -6,14 +6,25 @@ import datetime as dt
 import json
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridedge.forward.payload import Identity, entry_json, pack, rfc3339, to_json, unpack
+from gridedge.forward.payload import (
+    Identity,
+    Message,
+    entry_json,
+    pack,
+    pack_objects,
+    rfc3339,
+    to_json,
+    unpack,
+)
 from gridedge.model import Envelope, Kind
+from gridedge.outbox.schema import decode, encode
 
 ID = Identity("gridedge", "site-1", "gw-1")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -176,13 +187,99 @@ def test_unpacked_entries_carry_the_stored_fields(envelopes: list[Envelope]) -> 
             assert len(body_keys) == len(original.body)
 
 
-def test_several_samples_of_a_device_share_one_batch_message() -> None:
-    """Samples of one device become one batch {"gateway", "envelopes": [...]} message."""
+def test_several_samples_of_a_device_share_one_column_message() -> None:
+    """Samples of one device with the same channels become one message: one channel list,
+    then one row of values per sample, in seq order.
+    """
     messages = pack([_sample(1), _sample(2, "m2"), _sample(3), _sample(4)], ID, 4096)
     assert [m.seqs for m in messages] == [(1, 3, 4), (2,)]
     batch = _strict_loads(messages[0].payload)
-    assert batch["gateway"] == "gw-1"
+    assert (batch["gateway"], batch["device"], batch["kind"]) == ("gw-1", "m1", "sample")
+    assert batch["channels"] == ["voltage_l1"]
+    assert [row["seq"] for row in batch["rows"]] == [1, 3, 4]
+    assert [row["values"] for row in batch["rows"]] == [[231.0], [233.0], [234.0]]
+    assert "envelopes" not in batch
+
+
+def test_the_object_layout_repeats_names_in_every_envelope() -> None:
+    """batch_layout = "objects": the same samples as a {"gateway", "envelopes": [...]} batch."""
+    messages = pack_objects([_sample(1), _sample(2, "m2"), _sample(3), _sample(4)], ID, 4096)
+    assert [m.seqs for m in messages] == [(1, 3, 4), (2,)]
+    batch = _strict_loads(messages[0].payload)
     assert [e["seq"] for e in batch["envelopes"]] == [1, 3, 4]
+    assert batch["envelopes"][1]["values"] == {"voltage_l1": 233.0}
+
+
+def test_a_change_of_channels_starts_a_new_column_message() -> None:
+    """A partial sample (fewer channels) between full ones cuts the run; nothing is reordered."""
+    full = {"voltage_l1": 230.5, "current_l1": 1.25}
+    envelopes = [
+        _sample(1, values=full),
+        _sample(2, values=full),
+        _sample(3, values={"voltage_l1": 229.0}),
+        _sample(4, values=full),
+        _sample(5, values=full),
+    ]
+    messages = pack(envelopes, ID, 4096)
+    assert [m.seqs for m in messages] == [(1, 2), (3,), (4, 5)]
+    assert [_strict_loads(m.payload).get("channels") for m in messages] == [
+        ["voltage_l1", "current_l1"],
+        None,
+        ["voltage_l1", "current_l1"],
+    ]
+
+
+def _stored(envelope: Envelope) -> Envelope:
+    """The envelope as the forwarder reads it back from an outbox row."""
+    assert envelope.seq is not None
+    return decode(envelope.seq, *encode(envelope))
+
+
+channel_names = st.one_of(
+    st.sampled_from(["voltage_l1", "current_l1", "frequency", "energy.import", "t-1"]),
+    st.text(max_size=6),
+)
+channel_value = st.one_of(st.floats(width=32), st.floats(), st.integers(-(2**53), 2**53))
+
+
+@st.composite
+def stored_sample_runs(draw: st.DrawFn) -> list[Envelope]:
+    """Stored samples (some partial, some of other devices or kinds) as read from the outbox."""
+    names = draw(st.lists(channel_names, min_size=0, max_size=6, unique=True))
+    envelopes: list[Envelope] = []
+    for seq in range(1, draw(st.integers(1, 30)) + 1):
+        kept = [n for n in names if draw(st.integers(0, 9)) > 0]
+        values = {name: draw(channel_value) for name in kept}
+        quality = draw(st.sampled_from(["good", "partial", 'odd"},"quality":"x']))
+        kind = draw(st.sampled_from([Kind.SAMPLE, Kind.SAMPLE, Kind.SAMPLE, Kind.ALERT]))
+        envelope = Envelope(
+            kind, draw(devices), 1_767_600_000.0 + seq, {"values": values, "quality": quality}
+        )
+        envelopes.append(_stored(replace(envelope, seq=seq)))
+    return envelopes
+
+
+@settings(max_examples=150)
+@given(envelopes=stored_sample_runs(), max_bytes=st.integers(256, 4096))
+def test_column_messages_carry_what_object_messages_carry(
+    envelopes: list[Envelope], max_bytes: int
+) -> None:
+    """Unpacked, the column layout gives exactly the entries of the object layout (values,
+    NaN as null, quality, ts), every seq once in order, each message strict JSON within
+    max_bytes unless it holds one envelope.
+    """
+    columns = pack(envelopes, ID, max_bytes)
+    objects = pack_objects(envelopes, ID, max_bytes)
+    for message in columns:
+        _strict_loads(message.payload)
+        assert len(message.payload) <= max_bytes or len(message.seqs) == 1
+        assert [e["seq"] for e in unpack(message.payload)] == list(message.seqs)
+
+    def entries(messages: list[Message]) -> list[dict[str, Any]]:
+        return sorted((e for m in messages for e in unpack(m.payload)), key=lambda e: int(e["seq"]))
+
+    assert entries(columns) == entries(objects)
+    assert sorted(s for m in columns for s in m.seqs) == [e.seq for e in envelopes]
 
 
 def test_unpack_refuses_what_is_not_an_envelope_message() -> None:
