@@ -93,22 +93,31 @@ class Message:
 
 def rfc3339(ts: float) -> str | None:
     """``ts`` (UTC seconds) as ``YYYY-MM-DDThh:mm:ss.ffffffZ``; None outside years 1-9999."""
+    global _last_second
     if not math.isfinite(ts):
         return None
     whole = math.floor(ts)
     micros = round((ts - whole) * 1_000_000)
     if micros == 1_000_000:
         whole, micros = whole + 1, 0
-    try:
-        t = time.gmtime(whole)
-    except (OverflowError, OSError, ValueError):
-        return None
-    if not _MIN_YEAR <= t.tm_year <= _MAX_YEAR:
-        return None
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{micros:06d}Z"
-    )
+    second, text = _last_second
+    if whole != second:
+        # Envelopes packed together mostly share their second: format it once.
+        try:
+            t = time.gmtime(whole)
+        except (OverflowError, OSError, ValueError):
+            return None
+        if not _MIN_YEAR <= t.tm_year <= _MAX_YEAR:
+            return None
+        text = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        )
+        _last_second = (whole, text)
+    return f"{text}{micros:06d}Z"
+
+
+_last_second: tuple[int, str] = (-1 << 62, "")
 
 
 def entry_json(envelope: Envelope) -> str:
@@ -224,6 +233,7 @@ def _object_messages(
 
 
 _SAMPLE_BODY = frozenset({"values", "quality"})
+_NUMBER_TYPES = frozenset({float, int})
 
 
 def _channels(envelope: Envelope) -> tuple[str, ...] | None:
@@ -236,9 +246,8 @@ def _channels(envelope: Envelope) -> tuple[str, ...] | None:
     values, quality = body["values"], body["quality"]
     if not isinstance(values, Mapping) or not isinstance(quality, str):
         return None
-    for value in values.values():
-        if type(value) not in (float, int):
-            return None
+    if not _NUMBER_TYPES.issuperset(map(type, values.values())):
+        return None  # bool, text or a nested value: the object layout carries those as they are
     return tuple(values)
 
 
