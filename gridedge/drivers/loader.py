@@ -113,9 +113,30 @@ def load_drivers(dirs: Sequence[Path]) -> dict[str, Driver]:
         if not folder.is_dir():
             raise DriverError("", f"driver folder not found: {folder}")
         for path in sorted(folder.glob("*.toml")):
-            driver = load_driver(path)
+            driver = _load_unchanged(path)
             drivers[driver.id] = driver
     return drivers
+
+
+# Drivers read before, by path and content: every config check reads the whole built-in
+# library (45 files, about 0.1 s to parse) though it rarely changes within one process.
+_read_before: dict[tuple[Path, bytes], Driver] = {}
+_READ_BEFORE_MAX = 256
+
+
+def _load_unchanged(path: Path) -> Driver:
+    """:func:`load_driver`, answered from memory for a file whose bytes were read before."""
+    try:
+        key = (path, path.read_bytes())
+    except OSError:
+        return load_driver(path)  # it names the problem
+    driver = _read_before.get(key)
+    if driver is None:
+        driver = load_driver(path)
+        if len(_read_before) >= _READ_BEFORE_MAX:
+            _read_before.clear()
+        _read_before[key] = driver
+    return driver
 
 
 def _read_nominal(section: Table) -> Nominal:

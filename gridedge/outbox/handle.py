@@ -92,6 +92,13 @@ class Outbox:
         return self._store.last_seq
 
     @property
+    def last_urgent_seq(self) -> int:
+        """The highest seq of an urgent envelope committed to this file (at least the one of
+        any stored now), 0 if none is known.
+        """
+        return self._store.last_urgent_seq
+
+    @property
     def pending(self) -> int:
         """Envelopes waiting in memory for the writer."""
         return self._queue.pending
@@ -131,10 +138,16 @@ class Outbox:
 
     async def read_after(self, cursor: int, limit: int) -> list[Envelope]:
         """Up to ``limit`` committed envelopes with seq > ``cursor``, in seq order."""
+        if cursor >= self._store.last_seq:
+            self._queue.check_open()
+            return []  # nothing committed after it: no trip to the reader thread
         return await self._read_envelopes(sql.SELECT_AFTER, cursor, limit)
 
     async def read_urgent_after(self, cursor: int, limit: int) -> list[Envelope]:
         """Up to ``limit`` committed urgent envelopes with seq > ``cursor``, in seq order."""
+        if cursor >= self._store.last_urgent_seq:
+            self._queue.check_open()
+            return []
         return await self._read_envelopes(sql.SELECT_URGENT_AFTER, cursor, limit)
 
     async def cursor(self, upstream: str) -> int:

@@ -72,6 +72,7 @@ SELECT_URGENT_AFTER = (
 )
 SELECT_LAST_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'envelopes'"
 SELECT_LAST_INSERT = "SELECT last_insert_rowid()"
+SELECT_LAST_URGENT = "SELECT MAX(seq) FROM envelopes WHERE urgent = 1"
 SELECT_TOTAL_BYTES = "SELECT COALESCE(SUM(length(body)), 0) FROM envelopes"
 SELECT_RANGE = "SELECT MIN(seq), MAX(seq) FROM envelopes"
 SELECT_TS_AFTER = "SELECT ts FROM envelopes WHERE seq > ? ORDER BY seq LIMIT 1"

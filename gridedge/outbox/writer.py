@@ -64,6 +64,7 @@ class _Delta:
     rejected: int = 0
     unfinished: bool = False  # a delete stopped at max_commit_bytes; the next commit goes on
     pruned: list[tuple[DropReason, int, int]] = field(default_factory=list)  # reason, rows, bytes
+    last_urgent_seq: int = 0  # of the urgent envelopes this transaction inserted, 0 for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class SqliteStore:
         self.file_problem: str | None = None
         self.bytes = 0
         self.last_seq = 0
+        self.last_urgent_seq = 0
         self.cursors: dict[str, int] = {}
         self.tally = Tally()
         self._unwritten = Tally()  # counted in memory, not yet in the counters table
@@ -126,6 +128,7 @@ class SqliteStore:
         self.bytes = (await db.one(sql.SELECT_TOTAL_BYTES))[0]
         last = await db.one(sql.SELECT_LAST_SEQ)
         self.last_seq = last[0] if last else 0
+        self.last_urgent_seq = (await db.one(sql.SELECT_LAST_URGENT))[0] or 0
         self.cursors = dict(await db.fetch(sql.SELECT_CURSORS))
         self.tally = Tally.from_counter_rows(await db.fetch(sql.SELECT_COUNTERS))
         self._ratio = disk.page_ratio(await self._used_bytes(), self._fixed, self.bytes)
@@ -240,6 +243,7 @@ class SqliteStore:
 
     def _apply(self, delta: _Delta) -> None:
         self.bytes, self.last_seq, self.cursors = delta.bytes, delta.last_seq, delta.cursors
+        self.last_urgent_seq = max(self.last_urgent_seq, delta.last_urgent_seq)
         self._expiry_checked_at = delta.expiry_checked_at
         self._retired_through = delta.retired_through
         self._ratio, self._unfinished = delta.ratio, delta.unfinished
@@ -309,6 +313,11 @@ class SqliteStore:
         if rows:
             await self._db.executemany(sql.INSERT, rows)
             delta.last_seq = (await self._db.one(sql.SELECT_LAST_INSERT))[0]
+            # One insert takes consecutive seqs, ending at last_seq.
+            first = delta.last_seq - len(rows) + 1
+            urgent = [first + i for i, row in enumerate(rows) if row[3]]
+            if urgent:
+                delta.last_urgent_seq = urgent[-1]
             delta.bytes += sum(len(row[4]) for row in rows)
             delta.appended += len(rows)
 

@@ -231,6 +231,19 @@ def test_user_folder_overrides_a_builtin_driver(tmp_path: Path) -> None:
     )
 
 
+def test_a_driver_file_changed_in_place_is_read_again(tmp_path: Path) -> None:
+    """Loading a folder twice in one process sees an edit made in between, even one that
+    keeps the file's size, and an invalid edit is refused rather than answered from before.
+    """
+    _write(tmp_path, MINIMAL)
+    assert load_drivers([tmp_path])["acme-m1"].model == "M1"
+    _write(tmp_path, MINIMAL.replace('model = "M1"', 'model = "M2"'))
+    assert load_drivers([tmp_path])["acme-m1"].model == "M2"
+    _write(tmp_path, MINIMAL.replace("phases = 1", "phases = 2"))
+    with pytest.raises(DriverError, match="phases"):
+        load_drivers([tmp_path])
+
+
 def test_user_folder_adds_new_models(tmp_path: Path) -> None:
     """A user's file with a new id joins the built-in ones."""
     _write(tmp_path, MINIMAL)

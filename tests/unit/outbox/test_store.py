@@ -6,10 +6,11 @@ import asyncio
 import dataclasses
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridedge.config import Synchronous
@@ -203,6 +204,38 @@ async def test_read_urgent_after_returns_only_urgent_envelopes(tmp_path: Path) -
         (5, Kind.ALERT, True),
         (9, Kind.ALERT, True),
     ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batches=st.lists(st.lists(st.booleans(), min_size=1, max_size=6), min_size=1, max_size=5),
+    cursor=st.integers(0, 40),
+)
+async def test_reads_after_a_cursor_see_every_commit_and_survive_a_reopen(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[bool]], cursor: int
+) -> None:
+    """read_after and read_urgent_after answer from the committed rows, commit after commit
+    and after the file is opened again (what they skip without asking SQLite is nothing).
+    """
+    folder = tmp_path_factory.mktemp("reads")
+    flags: list[bool] = []
+    async with open_outbox(make_config(folder)) as outbox:
+        for batch in batches:
+            now = time.time()  # young enough that opening the file again expires none of them
+            await outbox.append(
+                [envelope(len(flags) + i, ts=now, urgent=u) for i, u in enumerate(batch)]
+            )
+            flags.extend(batch)
+            urgent = [e.seq for e in await outbox.read_urgent_after(cursor, 100)]
+            assert urgent == [i + 1 for i, u in enumerate(flags) if u and i + 1 > cursor]
+            later = [e.seq for e in await outbox.read_after(cursor, 100)]
+            assert later == list(range(cursor + 1, len(flags) + 1))
+    async with open_outbox(make_config(folder)) as outbox:
+        urgent = [e.seq for e in await outbox.read_urgent_after(cursor, 100)]
+        assert urgent == [i + 1 for i, u in enumerate(flags) if u and i + 1 > cursor]
+        assert outbox.last_urgent_seq == max((i + 1 for i, u in enumerate(flags) if u), default=0)
+        later = [e.seq for e in await outbox.read_after(cursor, 100)]
+        assert later == list(range(cursor + 1, len(flags) + 1))
 
 
 # --- settings ----------------------------------------------------------------------------------
