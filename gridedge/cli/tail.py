@@ -69,12 +69,14 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     path = _outbox_path(args)
     kind = Kind(args.kind) if args.kind else None
     with _open_read_only(path) as db:
+        # The end is read first: what is committed while the last lines print is followed.
+        end = _last_seq(db) if args.follow else 0
         last = 0
         for envelope in read_last(db, args.n, kind):
             last = _print(envelope, sys.stdout)
         if not args.follow:
             return 0
-        last = max(last, _last_seq(db))
+        last = max(last, end)
         while True:
             for envelope in read_after(db, last, kind):
                 last = _print(envelope, sys.stdout)
