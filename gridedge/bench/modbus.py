@@ -122,7 +122,8 @@ async def _poll_for(links: Sequence[ModbusLink], seconds: float) -> tuple[int, f
 
 
 async def _measure(address: str, driver: Driver, seconds: float) -> dict[str, Any]:
-    from gridedge.links.modbus.bus import bare_poll_loop, open_modbus_bus
+    from gridedge.links.modbus.bus import open_modbus_bus
+    from gridedge.links.modbus.pymodbus_client import bare_poll_loop
 
     host, _, port = address.rpartition(":")
     link = ModbusTcpLinkConfig(host=host, port=int(port), timeout_s=_TIMEOUT_S)

@@ -121,23 +121,37 @@ def test_install_again_keeps_the_config_and_restarts_the_service(
 def test_watchdog_restarts_a_stalled_daemon(
     machine: Machine, installed: subprocess.CompletedProcess[str]
 ) -> None:
-    """A main process that stops pinging (SIGSTOP) is killed by the watchdog and restarted."""
-    before = wait_until(lambda: _running(machine), 60, "gridedge to be running")
-    watchdog_s = int(machine.show(UNIT, "WatchdogUSec")["WatchdogUSec"].removesuffix("s"))
-    stop = machine.run("systemctl", "kill", "--kill-whom=main", "--signal=SIGSTOP", UNIT)
-    assert stop.returncode == 0, stop.stderr
+    """A main process that stops pinging (SIGSTOP) is killed by the watchdog and restarted.
 
-    def restarted() -> dict[str, str] | None:
-        s = _running(machine)
-        if s is None or s["MainPID"] == before["MainPID"]:
-            return None
-        return s
+    A drop-in shortens the unit's 30 s watchdog and 5 s restart delay for this test only: the
+    daemon pings at half of whatever WATCHDOG_USEC systemd hands it.
+    """
+    dropin = f"/etc/systemd/system/{UNIT}.d/50-watchdog-test.conf"
+    shorter = machine.sh(
+        f"mkdir -p $(dirname {dropin}) && printf '[Service]\\nWatchdogSec=6s\\nRestartSec=1s\\n'"
+        f" > {dropin} && systemctl daemon-reload && systemctl restart {UNIT}"
+    )
+    assert shorter.returncode == 0, shorter.stderr
+    try:
+        before = wait_until(lambda: _running(machine), 60, "gridedge to be running")
+        watchdog_s = int(machine.show(UNIT, "WatchdogUSec")["WatchdogUSec"].removesuffix("s"))
+        assert watchdog_s == 6
+        stop = machine.run("systemctl", "kill", "--kill-whom=main", "--signal=SIGSTOP", UNIT)
+        assert stop.returncode == 0, stop.stderr
 
-    after = wait_until(restarted, watchdog_s + 60, "the watchdog to restart gridedge")
-    assert int(after["NRestarts"]) == int(before["NRestarts"]) + 1
-    journal = machine.run("journalctl", "-u", UNIT, "--no-pager", "-o", "cat").stdout
-    assert "Watchdog timeout" in journal
-    assert "Failed with result 'watchdog'" in journal
+        def restarted() -> dict[str, str] | None:
+            s = _running(machine)
+            if s is None or s["MainPID"] == before["MainPID"]:
+                return None
+            return s
+
+        after = wait_until(restarted, watchdog_s + 60, "the watchdog to restart gridedge")
+        assert int(after["NRestarts"]) == int(before["NRestarts"]) + 1
+        journal = machine.run("journalctl", "-u", UNIT, "--no-pager", "-o", "cat").stdout
+        assert "Watchdog timeout" in journal
+        assert "Failed with result 'watchdog'" in journal
+    finally:
+        machine.sh(f"rm -f {dropin} && systemctl daemon-reload && systemctl restart {UNIT}")
 
 
 def test_systemctl_stop_ends_the_daemon_cleanly(

@@ -139,7 +139,7 @@ def test_ops_and_daemon_use_no_any() -> None:
 # Each third-party library is spoken to by its adapter modules only (ARCHITECTURE.md, "Who owns
 # which library"); a prefix ending in "/" allows a whole package (numpy is the numeric core).
 ADAPTERS: dict[str, tuple[str, ...]] = {
-    "pymodbus": ("links/modbus/bus.py", "links/modbus/server.py"),
+    "pymodbus": ("links/modbus/pymodbus_client.py", "links/modbus/server.py"),
     "serial": (),
     "aiosqlite": ("outbox/database.py",),
     # bench/consumer.py measures delivery from outside the daemon, as a consumer would.

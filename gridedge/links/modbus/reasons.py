@@ -24,13 +24,18 @@ async def open_failure(link: ModbusLinkConfig) -> str:
             _, writer = await asyncio.open_connection(link.host, link.port)
             writer.close()
     except OSError as exc:
-        name = errno.errorcode.get(exc.errno or 0, "")
-        # asyncio replaces strerror with its own sentence; the errno's own text is clearer.
-        text = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else str(exc)
-        reason = f"{name} {text}".strip()
-        if exc.errno == errno.EACCES and isinstance(link, ModbusRtuLinkConfig):
-            reason += " (add the gateway's user to the 'dialout' group)"
-        elif exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            reason += " (the port is in use by another program)"
-        return reason
+        return os_reason(exc, serial=isinstance(link, ModbusRtuLinkConfig))
     return "the Modbus library could not open it"
+
+
+def os_reason(exc: OSError, *, serial: bool = False) -> str:
+    """An OSError as ``ECONNREFUSED Connection refused``, with a hint where one helps."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    # asyncio replaces strerror with its own sentence; the errno's own text is clearer.
+    text = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else str(exc)
+    reason = f"{name} {text}".strip()
+    if exc.errno == errno.EACCES and serial:
+        reason += " (add the gateway's user to the 'dialout' group)"
+    elif exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+        reason += " (the port is in use by another program)"
+    return reason

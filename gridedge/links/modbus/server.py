@@ -1,8 +1,8 @@
 """The server side of the pymodbus adapter: answer Modbus requests from a plain callback.
 
 This is how ``gridedge emulate`` serves simulated meters. Together with
-:mod:`gridedge.links.modbus.bus` (the client side) it is the only module allowed to import
-pymodbus; the two are split only so that neither grows past a readable size.
+:mod:`gridedge.links.modbus.pymodbus_client` (the client side of RTU framing) it is the only
+module allowed to import pymodbus.
 """
 
 from __future__ import annotations
