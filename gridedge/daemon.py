@@ -28,8 +28,6 @@ from gridedge.links.modbus.sunspec import SunSpecLink
 from gridedge.log import get_logger
 from gridedge.model import Sink
 from gridedge.ops.health import fleet_report
-from gridedge.ops.http import serve_http
-from gridedge.ops.metrics import Metrics
 from gridedge.ops.runtime import Runtime
 from gridedge.ops.status.board import status_board
 from gridedge.ops.systemd import Notifier
@@ -82,9 +80,13 @@ async def run(
             runtime.analytics = analytics.stats
             board.use_scores(analytics.scores)
         links = await open_links(config.meters, config.drivers, stack, runtime.buses)
-        await stack.enter_async_context(
-            serve_http(config.http, runtime, Metrics(runtime, readings=config.http.readings))
-        )
+        if config.http.enabled:
+            # aiohttp and the Prometheus client load only when they serve (about 16 MB RSS).
+            from gridedge.ops.http import serve_http
+            from gridedge.ops.metrics import Metrics
+
+            metrics = Metrics(runtime, readings=config.http.readings)
+            await stack.enter_async_context(serve_http(config.http, runtime, metrics))
         async with asyncio.TaskGroup() as tg:
             tasks = _start_polling(tg, config, links, sink, runtime.meters)
             forwarders = start_forwarders(

@@ -60,6 +60,8 @@ class FarmRun:
     connections: int
     seconds: float
     analytics: bool
+    engine: str = "pymodbus"
+    """The emulators' Modbus TCP server: ``pymodbus`` or ``gridedge`` (its own framing)."""
 
 
 def _driver_toml() -> str:
@@ -124,6 +126,8 @@ def _emulators(folder: Path, run: FarmRun) -> Iterator[list[tuple[int, int, int]
                     f"127.0.0.1:{port}",
                     "--seed",
                     str(1000 * k),
+                    "--engine",
+                    run.engine,
                 ),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -239,6 +243,7 @@ async def _measure(run: FarmRun, folder: Path) -> dict[str, Any]:
         "meters": run.meters,
         "connections": run.connections,
         "analytics": run.analytics,
+        "farm_engine": run.engine,
         "seconds": round(t1 - t0, 1),
         "cpu_s_per_1k_values": round((cpu1 - cpu0) / values * 1000, 5) if values else None,
         "kernel_share_of_cpu": round((sys1 - sys0) / (cpu1 - cpu0), 2) if cpu1 > cpu0 else None,
@@ -268,8 +273,11 @@ def bench_farm(
     meters: int = FARM_METERS,
     connections: int = FARM_CONNECTIONS,
     headroom: bool = False,
+    engine: str = "pymodbus",
 ) -> dict[str, Any]:
-    """Analytics off, then on (or, with ``headroom``, growing farms until delivery < 99 %)."""
+    """Analytics off, then on (or, with ``headroom``, growing farms until delivery < 99 %);
+    ``engine`` is the emulators' server (``gridedge``: about a tenth of pymodbus' CPU per request).
+    """
     length = FARM_SECONDS if seconds is None else seconds
     if connections < 1 or meters < connections or meters > 247 * connections:
         raise ValueError("bench farm: expected 1 <= connections <= meters <= 247 * connections")
@@ -277,13 +285,13 @@ def bench_farm(
     if not headroom:
         return {
             "cpus": cpus,
-            "analytics_off": _run(FarmRun(meters, connections, length, analytics=False)),
-            "analytics_on": _run(FarmRun(meters, connections, length, analytics=True)),
+            "analytics_off": _run(FarmRun(meters, connections, length, False, engine)),
+            "analytics_on": _run(FarmRun(meters, connections, length, True, engine)),
         }
     runs: list[dict[str, Any]] = []
     n, most = meters, 247 * connections
     while True:
-        result = _run(FarmRun(n, connections, length, analytics=True))
+        result = _run(FarmRun(n, connections, length, True, engine))
         runs.append(result)
         if result["delivered_ratio"] < 0.99 or n >= most:
             break

@@ -25,14 +25,16 @@ def run_bench(
     meters: int | None = None,
     connections: int | None = None,
     headroom: bool = False,
+    farm_engine: str = "pymodbus",
     soak: SoakPlan | None = None,
     fleet_meters: int | None = None,
     fleet_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Run every section (or ``only`` one) for about ``seconds`` each (default 10; ``farm``:
     30 per run); ``drain`` runs until its backlog (default 1,000,000 samples) is delivered.
-    ``meters``, ``connections`` and ``headroom`` shape the ``farm`` section. ``soak`` runs only
-    when asked for by name: its ``plan`` (default :class:`SoakPlan`) sets its length, minutes
+    ``meters``, ``connections``, ``headroom`` and ``farm_engine`` shape the ``farm`` section.
+    ``soak`` runs only when asked for by name: its ``plan`` (default :class:`SoakPlan`) sets
+    its length, minutes
     rather than seconds. ``fleet`` (minutes long, only when named) runs ``fleet_meters`` meters
     (5,000) for ``fleet_minutes`` simulated minutes (30).
     """
@@ -81,5 +83,6 @@ def run_bench(
             meters=meters or FARM_METERS,
             connections=connections or FARM_CONNECTIONS,
             headroom=headroom,
+            engine=farm_engine,
         )
     return result

@@ -166,6 +166,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         meters=args.meters,
         connections=args.connections,
         headroom=args.headroom,
+        farm_engine=args.farm_engine,
         fleet_meters=args.fleet_meters,
         fleet_minutes=args.fleet_minutes,
     )
@@ -282,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--headroom", action="store_true", help="farm: add meters until delivery drops below 99 %%"
+    )
+    p.add_argument(
+        "--farm-engine",
+        choices=("pymodbus", "gridedge"),
+        default="pymodbus",
+        help="farm: the emulators' Modbus TCP server (gridedge: a tenth of the CPU per request)",
     )
     p.add_argument(
         "--fleet-meters",

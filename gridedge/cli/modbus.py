@@ -59,6 +59,13 @@ def add_emulate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     p.add_argument("--freeze", action="store_true", help="serve each unit's first reading forever")
     p.add_argument("--sunspec-base", type=_address, help="put the SunSpec marker at this address")
+    p.add_argument(
+        "--engine",
+        choices=("pymodbus", "gridedge"),
+        default="pymodbus",
+        help="Modbus TCP server: pymodbus (default) or gridedge's own framing, about ten times "
+        "cheaper per request (plain --tcp only)",
+    )
     p.set_defaults(func=_cmd_emulate)
 
 
@@ -181,13 +188,16 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         sunspec_base=args.sunspec_base,
     )
     endpoint: TcpEndpoint | SerialEndpoint
+    own_framing = args.engine == "gridedge"
+    if own_framing and (args.serial or args.rtu_over_tcp):
+        raise ConfigError("--engine", "gridedge serves plain Modbus TCP only (--tcp)")
     if args.serial:
         _check_serial(args.serial)
         endpoint = SerialEndpoint(args.serial, args.baud, Parity(args.parity), args.stopbits)
     else:
         host, port = _host_port(args.tcp or DEFAULT_TCP)
         _check_listen(host, port)
-        endpoint = TcpEndpoint(host, port, rtu_framing=args.rtu_over_tcp)
+        endpoint = TcpEndpoint(host, port, rtu_framing=args.rtu_over_tcp, own_framing=own_framing)
     configure(LogLevel.INFO, LogFormat.AUTO)
     asyncio.run(run_emulator(settings, endpoint))
     return 0

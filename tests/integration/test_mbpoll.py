@@ -14,6 +14,7 @@ from gridedge.drivers import DataType
 from gridedge.links.modbus.bus import open_modbus_bus
 from gridedge.links.modbus.link import ModbusLink
 from gridedge.links.modbus.planner import ReadRequest, plan_reads
+from gridedge.links.modbus.pymodbus_client import bare_reads
 from gridedge.links.modbus.settings import (
     ModbusLinkConfig,
     ModbusRtuLinkConfig,
@@ -71,16 +72,41 @@ def _compare(target: list[str], raw: list[list[int]], values: dict[str, float]) 
             assert floats[ch.address] == f"{values[ch.name]:g}", ch.name
 
 
-def test_mbpoll_reads_the_emulator_over_tcp_as_gridedge_does() -> None:
+@pytest.mark.parametrize("engine", ["pymodbus", "gridedge"])
+def test_mbpoll_reads_the_emulator_over_tcp_as_gridedge_does(engine: str) -> None:
     """Every planned block of an SDM630 reads the same raw registers, and every channel the
-    same value (as mbpoll prints it, %g), through mbpoll and through gridedge.
+    same value (as mbpoll prints it, %g), through mbpoll and through gridedge, whichever
+    server engine the emulator runs: two independent clients agree with each server.
     """
     require("mbpoll")
-    with emulator_subprocess("--unit-ids", "1", "--tcp", "127.0.0.1:0", "--freeze") as (_, address):
+    with emulator_subprocess(
+        "--unit-ids", "1", "--tcp", "127.0.0.1:0", "--freeze", "--engine", engine
+    ) as (_, address):
         host, _, port = address.rpartition(":")
         link_config = ModbusTcpLinkConfig(host=host, port=int(port), unit_id=1)
         raw, values = asyncio.run(_gridedge_reads(link_config))
         _compare(["-m", "tcp", "-p", port, host], raw, values)
+
+
+def test_a_pymodbus_client_reads_the_own_engine_as_gridedge_does() -> None:
+    """The pymodbus client reads every planned block of the gridedge engine's emulator with the
+    registers gridedge's client gets; an absent unit stays silent and a read past the map is
+    an exception response (illegal data address), as from the pymodbus server.
+    """
+    with emulator_subprocess(
+        "--unit-ids", "1", "--tcp", "127.0.0.1:0", "--freeze", "--engine", "gridedge"
+    ) as (_, address):
+        host, _, port = address.rpartition(":")
+        link_config = ModbusTcpLinkConfig(host=host, port=int(port), unit_id=1)
+        raw, _ = asyncio.run(_gridedge_reads(link_config))
+        plan = plan_reads(
+            DRIVER.channels, DRIVER.max_registers_per_request, DRIVER.max_gap_registers
+        )
+        requests = [(1, r.table, r.address, r.count) for r in plan]
+        probes = [(9, plan[0].table, plan[0].address, 2), (1, plan[0].table, 60_000, 2)]
+        answers = asyncio.run(bare_reads(host, int(port), requests + probes, timeout_s=1.0))
+        assert answers[: len(plan)] == raw
+        assert answers[len(plan) :] == [None, 2]  # silent absent unit; illegal data address
 
 
 def test_mbpoll_reads_the_emulator_over_rtu_as_gridedge_does() -> None:

@@ -248,3 +248,35 @@ async def bare_poll_loop(
     finally:
         client.close()
     return polls, time.perf_counter() - start
+
+
+async def bare_reads(
+    host: str,
+    port: int,
+    requests: Sequence[tuple[int, RegisterTable, int, int]],
+    timeout_s: float = 2.0,
+) -> list[list[int] | int | None]:
+    """Each request (unit id, table, address, count) read by a plain pymodbus client: the
+    registers or bits, the exception code of an exception response, or None for no answer.
+
+    An independent client for interoperability checks of gridedge's own server.
+    """
+    client = AsyncModbusTcpClient(host, port=port, retries=0, reconnect_delay=0, timeout=timeout_s)
+    if not await client.connect():
+        raise DeviceUnreachableError(f"{host}:{port}", "cannot connect")
+    answers: list[list[int] | int | None] = []
+    try:
+        for unit_id, table, address, count in requests:
+            call = getattr(client, _READ_METHODS[table])
+            try:
+                response = await call(address, count=count, device_id=unit_id)
+            except ModbusIOException:
+                answers.append(None)
+                continue
+            if response.isError():
+                answers.append(int(response.exception_code))
+            else:
+                answers.append(_payload(f"{host}:{port}", response, table, count))
+    finally:
+        client.close()
+    return answers

@@ -23,6 +23,7 @@ from gridedge.errors import DeviceFaultError, DeviceUnreachableError, LinkError
 from gridedge.links.modbus.codec import TABLES_BY_FUNCTION
 from gridedge.links.modbus.planner import BIT_TABLES
 from gridedge.links.modbus.settings import SerialEndpoint, TcpEndpoint
+from gridedge.links.modbus.tcp import serve_mbap
 
 __all__ = ["RegisterSource", "serve_modbus"]
 
@@ -92,6 +93,10 @@ async def serve_modbus(
     Raises:
         LinkError: the address or device cannot be opened.
     """
+    if isinstance(endpoint, TcpEndpoint) and endpoint.own_framing:
+        async with serve_mbap(source, endpoint.host, endpoint.port) as where:
+            yield where
+        return
     server = _make_server(_SourceContext(source), endpoint)
     where = endpoint.port if isinstance(endpoint, SerialEndpoint) else endpoint.bound
     try:

@@ -263,12 +263,14 @@ def _describe(link: ModbusLinkConfig) -> str:
 @dataclass(frozen=True, slots=True)
 class TcpEndpoint:
     """Where a Modbus server (``gridedge emulate``) listens on TCP; ``rtu_framing`` serves RTU
-    frames over TCP.
+    frames over TCP, ``own_framing`` plain Modbus TCP through gridedge's own framing instead of
+    the pymodbus server.
     """
 
     host: str = "127.0.0.1"
     port: int = 5020
     rtu_framing: bool = False
+    own_framing: bool = False
 
     @property
     def bound(self) -> str:

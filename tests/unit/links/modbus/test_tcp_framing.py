@@ -9,12 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridedge.drivers import RegisterTable
+from gridedge.errors import DeviceFaultError, DeviceUnreachableError
 from gridedge.links.modbus.stats import BusStats
 from gridedge.links.modbus.tcp import (
     MAX_PDU_BYTES,
     MBAP_HEADER,
     GarbledFrameError,
     MbapConnection,
+    _ServerProtocol,
 )
 
 
@@ -144,3 +147,57 @@ async def test_any_byte_stream_ends_the_request_one_way_and_keeps_the_buffer_bou
         return
     pdu = pending.result()
     assert _frame(1, 1, pdu) in raw  # only its own transaction and unit answer it
+
+
+def _source(unit_id: int, table: RegisterTable, address: int, count: int) -> list[int]:
+    if unit_id == 9:
+        raise DeviceUnreachableError("unit-9", "absent")
+    if address >= 1000:
+        raise DeviceFaultError(f"unit-{unit_id}", 2, address)
+    return [(address + i) & 0xFFFF for i in range(count)]
+
+
+def _served(raw: bytes) -> tuple[list[bytes], bool]:
+    """What the server wrote for ``raw`` arriving on one connection, and whether it hung up."""
+    protocol = _ServerProtocol(_source)
+    wire = _Wire()
+    protocol.connection_made(wire)
+    protocol.data_received(raw)
+    return wire.written, wire.closed
+
+
+def test_the_server_answers_reads_exceptions_and_silence_like_a_meter() -> None:
+    """Registers and bits as read responses under the request's transaction id, an exception
+    for an unknown function or a bad count or address, nothing for an absent unit.
+    """
+    requests = [
+        _frame(1, 1, struct.pack(">BHH", 4, 10, 2)),
+        _frame(2, 1, struct.pack(">BHH", 1, 0, 10)),
+        _frame(3, 1, struct.pack(">BHH", 6, 0, 1)),
+        _frame(4, 1, struct.pack(">BHH", 3, 0, 126)),
+        _frame(5, 1, struct.pack(">BHH", 3, 1000, 1)),
+        _frame(6, 9, struct.pack(">BHH", 3, 0, 1)),
+    ]
+    written, closed = _served(b"".join(requests))
+    assert written == [
+        _frame(1, 1, b"\x04\x04\x00\x0a\x00\x0b"),
+        _frame(2, 1, bytes([1, 2, 0b11111110, 0b11])),  # all but address 0 set, LSB first
+        _frame(3, 1, b"\x86\x01"),
+        _frame(4, 1, b"\x83\x03"),
+        _frame(5, 1, b"\x83\x02"),
+    ]
+    assert not closed
+
+
+@settings(max_examples=300)
+@given(stream=st.lists(st.one_of(st.binary(max_size=30), framed), max_size=8))
+def test_the_server_survives_any_byte_stream(stream: list[bytes]) -> None:
+    """Whatever arrives, parsing never raises; every answer is one well-formed frame whose
+    length field matches, and a stream that is not Modbus TCP ends the connection.
+    """
+    written, _ = _served(b"".join(stream))
+    for frame in written:
+        _, protocol, length, _ = MBAP_HEADER.unpack_from(frame)
+        assert protocol == 0
+        assert len(frame) == 6 + length
+        assert 2 <= length <= MAX_PDU_BYTES + 1
