@@ -131,6 +131,8 @@ def test_a_nul_character_in_a_string_is_refused(tmp_path: Path) -> None:
         (["emulate", "--faults", "nope"], ["--faults"]),
         (["emulate", "--baud", "9"], ["--baud"]),
         (["emulate", "--driver", "nope"], ["--driver"]),
+        (["emulate", "--engine", "gridedge", "--rtu-over-tcp"], ["--engine", "plain Modbus TCP"]),
+        (["emulate", "--engine", "fast"], ["--engine"]),
         (["scan"], ["--tcp", "--serial"]),
         (["scan", "--tcp", "127.0.0.1:1", "--unit-ids", "5-1"], ["--unit-ids"]),
         (["scan", "--serial", "{missing}"], ["--serial", "ENOENT"]),
