@@ -112,7 +112,17 @@ def test_follow_prints_new_envelopes_until_sigint(tmp_path: Path) -> None:
         asyncio.run(_store(db, _envelopes(2, 3)))
         assert [r["seq"] for r in _read_lines(proc.stdout, 3, 30)] == [3, 4, 5]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            lines = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            wchan = Path(f"/proc/{proc.pid}/wchan").read_text()
+            raise AssertionError(
+                f"SIGINT did not end tail --follow (parent: {signal.getsignal(signal.SIGINT)}, "
+                f"blocked {signal.pthread_sigmask(signal.SIG_BLOCK, [])}); child in {wchan}: "
+                + "; ".join(line for line in lines if line.startswith(("Sig", "State")))
+            ) from None
+        assert status == 0
         assert proc.stderr is not None
         assert proc.stderr.read() == b""
     finally:
