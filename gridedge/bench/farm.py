@@ -276,7 +276,7 @@ def bench_farm(
     engine: str = "pymodbus",
 ) -> dict[str, Any]:
     """Analytics off, then on (or, with ``headroom``, growing farms until delivery < 99 %);
-    ``engine`` is the emulators' server (``gridedge``: about a tenth of pymodbus' CPU per request).
+    ``engine`` is the emulators' server (``gridedge``: about half the CPU per request).
     """
     length = FARM_SECONDS if seconds is None else seconds
     if connections < 1 or meters < connections or meters > 247 * connections:

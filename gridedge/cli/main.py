@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--farm-engine",
         choices=("pymodbus", "gridedge"),
         default="pymodbus",
-        help="farm: the emulators' Modbus TCP server (gridedge: a tenth of the CPU per request)",
+        help="farm: the emulators' Modbus TCP server (gridedge: about half the CPU per request)",
     )
     p.add_argument(
         "--fleet-meters",

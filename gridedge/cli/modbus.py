@@ -63,8 +63,8 @@ def add_emulate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--engine",
         choices=("pymodbus", "gridedge"),
         default="pymodbus",
-        help="Modbus TCP server: pymodbus (default) or gridedge's own framing, about ten times "
-        "cheaper per request (plain --tcp only)",
+        help="Modbus TCP server: pymodbus (default) or gridedge's own framing, about half the "
+        "CPU per request (plain --tcp only)",
     )
     p.set_defaults(func=_cmd_emulate)
 

@@ -11,8 +11,8 @@ cannot be Modbus TCP fails the pending request as garbled and the buffered bytes
 an answer with another transaction or unit id (a late answer to a request that timed out, or
 another unit's) is dropped and the request goes on waiting for its own.
 
-:func:`serve_mbap` is the matching server, for ``gridedge emulate --engine gridedge``: the
-pymodbus server costs about 0.3 ms of CPU per request, so a farm of emulated meters big enough
+:func:`serve_mbap` is the matching server, for ``gridedge emulate --engine gridedge``: with the
+pymodbus server an emulated meter costs about 0.3 ms of CPU per request, so a farm big enough
 to load the gateway would load the machine first.
 """
 
