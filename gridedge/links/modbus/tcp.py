@@ -49,10 +49,12 @@ class _Protocol(asyncio.Protocol):
         self._client = client
 
     def data_received(self, data: bytes) -> None:
-        self._client.feed(data)
+        if self._client.current is self:  # a connection closed earlier says nothing now
+            self._client.feed(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._client.lost(exc)
+        if self._client.current is self:
+            self._client.lost(exc)
 
 
 class MbapConnection:
@@ -68,6 +70,8 @@ class MbapConnection:
         self._port = port
         self._stats = stats
         self._transport: asyncio.Transport | None = None
+        self.current: asyncio.Protocol | None = None
+        """The protocol of the open connection; callbacks of earlier ones are ignored."""
         self._buffer = bytearray()
         self._tid = 0
         self._waiting: asyncio.Future[bytes] | None = None
@@ -88,13 +92,15 @@ class MbapConnection:
         """
         self.close()
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_connection(lambda: _Protocol(self), self._host, self._port)
-        self._transport = transport
+        transport, protocol = await loop.create_connection(
+            lambda: _Protocol(self), self._host, self._port
+        )
+        self._transport, self.current = transport, protocol
         self._buffer.clear()
 
     def close(self) -> None:
         """Close the connection; a request still waiting fails as disconnected."""
-        transport, self._transport = self._transport, None
+        transport, self._transport, self.current = self._transport, None, None
         if transport is not None:
             transport.close()
         self._fail(MbapConnectionLostError("connection closed"))
@@ -148,8 +154,8 @@ class MbapConnection:
                 waiting.set_result(pdu)
 
     def lost(self, exc: Exception | None) -> None:
-        """The connection closed (by the peer, an error or :meth:`close`)."""
-        self._transport = None
+        """The connection closed (by the peer or an error)."""
+        self._transport, self.current = None, None
         self._fail(MbapConnectionLostError(str(exc) if exc else "closed by the peer"))
 
     def _fail(self, error: Exception) -> None:

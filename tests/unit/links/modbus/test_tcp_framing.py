@@ -17,6 +17,7 @@ from gridedge.links.modbus.tcp import (
     MBAP_HEADER,
     GarbledFrameError,
     MbapConnection,
+    _Protocol,
     _ServerProtocol,
 )
 
@@ -44,6 +45,7 @@ def _connected() -> tuple[MbapConnection, _Wire, BusStats]:
     connection = MbapConnection("test", 502, stats)
     wire = _Wire()
     connection._transport = wire  # as connect() leaves it, without a socket
+    connection.current = asyncio.Protocol()
     return connection, wire, stats
 
 
@@ -201,3 +203,18 @@ def test_the_server_survives_any_byte_stream(stream: list[bytes]) -> None:
         assert protocol == 0
         assert len(frame) == 6 + length
         assert 2 <= length <= MAX_PDU_BYTES + 1
+
+
+async def test_callbacks_of_a_connection_closed_earlier_are_ignored() -> None:
+    """After a reconnect, the old connection's late bytes or close do not touch the new one."""
+    connection, _, _ = _connected()
+    stale = _Protocol(connection)  # made by an earlier connect, not the current connection's
+    pending = asyncio.ensure_future(connection.request(1, 4, 0, 1))
+    await asyncio.sleep(0)
+    stale.data_received(_frame(1, 1, b"\x04\x02\x00\x07"))
+    stale.connection_lost(None)
+    assert not pending.done()
+    assert connection.connected
+    assert connection.current is not stale
+    connection.feed(_frame(1, 1, b"\x04\x02\x00\x08"))
+    assert await pending == b"\x04\x02\x00\x08"
