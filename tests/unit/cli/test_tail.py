@@ -90,22 +90,28 @@ def test_follow_prints_new_envelopes_until_sigint(tmp_path: Path) -> None:
     """--follow shows what the real outbox commits later, and ends with status 0 on SIGINT."""
     db = tmp_path / "outbox.sqlite3"
     asyncio.run(_store(db, _envelopes(0, 2)))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gridedge",
-            "outbox",
-            "tail",
-            "--path",
-            str(db),
-            "--follow",
-            "--interval-s",
-            "0.05",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # A runner started as a background job ignores SIGINT, and a child inherits that; the
+    # command's own SIGINT handling is what this test is about, so the child starts without it.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gridedge",
+                "outbox",
+                "tail",
+                "--path",
+                str(db),
+                "--follow",
+                "--interval-s",
+                "0.05",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         assert proc.stdout is not None
         assert [r["seq"] for r in _read_lines(proc.stdout, 2, 30)] == [1, 2]
