@@ -14,6 +14,11 @@ each value four ways:
 * ``step``: the change since the previous value against the typical change: spikes and jumps;
 * ``persistence``: a short moving average of the level distance: a moderate shift that lasts.
 
+Beside the score, each channel keeps its *jumpiness*: a short moving average of ``log1p`` of
+the step distance (each step capped, so one load step cannot make it). A channel that keeps
+jumping many typical changes, up and down, sample after sample, is oscillating
+(:attr:`DetectorBank.jumpiest`); a normal signal's jumpiness stays near 0.5.
+
 Raw distances mean different things on different signals, so each one is calibrated by its own
 history (:class:`~gridedge.analytics.calibrate.SurpriseBank`: a decaying histogram of past
 distances) as ``-log10`` of its tail probability (3 means "one in a thousand"). The channel's
@@ -33,6 +38,9 @@ import numpy.typing as npt
 from gridedge.analytics.calibrate import SURPRISE_HALF, Floats, Index, SurpriseBank, pad
 
 DAY_S = 86400.0
+JUMP_CAP = 9.0
+"""The largest step distance one value adds to a channel's jumpiness."""
+_JUMP_RATE = 0.25  # weight of the newest step in the jumpiness: about four values
 _VIEWS = 4  # level, step, seasonal, persistence
 _TINY = 1e-150
 """Deviations at or below this count as none: a distance over them could overflow."""
@@ -55,6 +63,8 @@ class DetectorParams:
         false_alerts_per_week: the false-alarm budget of one device: its detector score is
             discounted so that, on normal data, a score of 0.5 is this rare per week (see
             :func:`~gridedge.analytics.engine.corrected`).
+        jump_level: the jumpiness at which a channel counts as oscillating (its device's
+            detector score reaches 0.5); 0 turns this off.
     """
 
     long_samples: int = 6000
@@ -67,6 +77,17 @@ class DetectorParams:
     holdoff_samples: int = 100
     alert_threshold: float = 0.5
     false_alerts_per_week: float = 0.25
+    jump_level: float = 1.9
+
+
+def jump_score(jumpiness: float, level: float) -> float:
+    """The detector score of a channel's jumpiness: 0 below ``level`` (or when it is 0), 0.5
+    at it, and rising by a surprise of 10 per unit above it.
+    """
+    if level <= 0.0 or jumpiness < level:
+        return 0.0
+    s = SURPRISE_HALF + 10.0 * (jumpiness - level)
+    return s / (s + SURPRISE_HALF)
 
 
 class DetectorBank:
@@ -84,6 +105,7 @@ class DetectorBank:
         "_a_two",
         "_bins",
         "_cells",
+        "_jump_cap",
         "_complete",
         "_p",
         "_profile",
@@ -91,12 +113,14 @@ class DetectorBank:
         "_state",
         "_surprise",
         "_young",
+        "jumpiest",
     )
 
     # Rows of _state: level, previous value (the "mean" of the step view), variance of the
     # value, variance of the change, persistence average, typical seasonal residual, values
-    # seen. Level and step sit side by side so one operation updates both.
-    _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N = range(7)
+    # seen, jumpiness. Level and step sit side by side so one operation updates both.
+    _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N, _JUMP = range(8)
+    _ROWS = 8
 
     def __init__(self, params: DetectorParams | None, channels: int) -> None:
         p = params if params is not None else DetectorParams()
@@ -109,8 +133,12 @@ class DetectorBank:
         # Per time-of-day bin: every channel has seen it at least twice (the steady case).
         self._complete = np.zeros(max(1, p.seasonal_bins), bool)
         self._settle = min(p.warmup_samples // 2, 100)
-        self._state = np.zeros((7, channels))
+        self._state = np.zeros((self._ROWS, channels))
         self._state[[self._STEP_VAR, self._RESID]] = -1.0
+        self._jump_cap = float(np.log1p(JUMP_CAP))
+        self.jumpiest = (0.0, -1)
+        """The largest jumpiness among the channels of the latest ``update`` and its position
+        in that update's values (-1: none yet)."""
         # Per time-of-day bin: the mean (float32 is ample for a profile; NaN until the bin sees
         # its channel's first value) and the device's samples in it (only from the second on
         # does a residual count).
@@ -121,7 +149,7 @@ class DetectorBank:
 
     def grow(self, extra: int) -> None:
         """Make room for ``extra`` more channels."""
-        fresh = np.zeros((7, extra))
+        fresh = np.zeros((self._ROWS, extra))
         fresh[[self._STEP_VAR, self._RESID]] = -1.0
         self._state = np.concatenate([self._state, fresh], axis=1)
         self._profile = pad(self._profile, extra, np.nan)
@@ -165,6 +193,7 @@ class DetectorBank:
         persist = st[self._PERSIST, sel]
         persist = persist + self._a_short * (np.log1p(z_level) - persist)
         st[self._PERSIST, sel] = persist
+        self._jumpiness(z_step, sel, n > self._p.warmup_samples)
         distances = np.stack((z_level, z_step, z_season, np.expm1(persist)))
         # The first deviations rest on a handful of values: not worth learning.
         learn = n > self._settle
@@ -200,8 +229,22 @@ class DetectorBank:
         persist += self._a_short * (np.log1p(z[0]) - persist)
         st[self._PERSIST, sel] = persist
         np.expm1(persist, out=z[3])
+        self._jumpiness(z[1], sel, None)
         s: Floats = self._surprise.update(z, sel, cols).max(axis=0)
         return s / (s + SURPRISE_HALF)
+
+    def _jumpiness(self, z_step: Floats, sel: Index, ready: npt.NDArray[np.bool_] | None) -> None:
+        """Learn each channel's jumpiness from its step distance; note the largest (of the
+        channels past their warm-up: ``ready``, None for all).
+        """
+        st = self._state
+        jump = st[self._JUMP, sel]
+        jump += _JUMP_RATE * (np.minimum(np.log1p(z_step), self._jump_cap) - jump)
+        st[self._JUMP, sel] = jump
+        if ready is not None:
+            jump = np.where(ready, jump, 0.0)
+        k = int(jump.argmax()) if len(jump) else -1
+        self.jumpiest = (float(jump[k]), k) if k >= 0 else (0.0, -1)
 
     def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> Floats:
         """Distance from this time of day's usual value, in typical residuals, into ``out``
@@ -279,8 +322,10 @@ class HoldoffBank:
         self._ring = pad(self._ring, extra, -1.0)
         self._quiet = pad(self._quiet, extra, 0)
 
-    def update(self, raw: Floats, sel: Index) -> Floats:
-        """The suppressed scores for the raw scores of channels ``sel``."""
+    def update(self, raw: Floats, sel: Index, threshold: float | None = None) -> Floats:
+        """The suppressed scores for the raw scores of channels ``sel``; ``threshold`` replaces
+        the raw score that starts the halving (a device passes the one its alerts start at).
+        """
         ring = self._ring
         score: Floats = raw * (raw > ring[:, sel].max(axis=0))
         slot = self._slot
@@ -289,7 +334,7 @@ class HoldoffBank:
         if self._count % self._block == 0:
             self._slot = (slot + 1) % self._slots
             ring[self._slot] = -1.0
-        loud = raw >= self._threshold
+        loud = raw >= (self._threshold if threshold is None else threshold)
         if self._quieting or loud.any():
             quiet = self._quiet[sel]
             halved = quiet > 0

@@ -20,8 +20,8 @@ import numpy.typing as npt
 
 from gridedge.analytics.aggregate import Deadband, WindowBank
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertState, Severity
-from gridedge.analytics.calibrate import Floats, Index, corrected
-from gridedge.analytics.detectors import DetectorBank, HoldoffBank
+from gridedge.analytics.calibrate import Floats, Index, corrected, uncorrected
+from gridedge.analytics.detectors import DetectorBank, HoldoffBank, jump_score
 from gridedge.analytics.device_models import DeviceModels
 from gridedge.analytics.hold import Hold, ReferenceBank
 from gridedge.analytics.rules import RULES, DropoutRule, RuleBank, RuleParams, supply_band
@@ -133,6 +133,7 @@ class DeviceAnalytics:
         self._hold = Hold()
         self._hold_index = -1
         self._held = False
+        self._jumpy: tuple[float, int, tuple[float, float]] | None = None
         self._active = 0
         self._trends = TrendWatch(device, config)
         agg = config.aggregate
@@ -231,15 +232,15 @@ class DeviceAnalytics:
         envelopes: list[Envelope] = []
         events: list[AlertEvent] = []
         best, top, top_seen, ruled, scores = self._score_channels(ts, values, sel, cols, events)
-        interval = self._dropout.interval_s
-        per_week = WEEK_S / interval if interval > 0.0 else 1.0
-        budget = self._config.detector.false_alerts_per_week
-        detected = corrected(best, len(scores), per_week / budget)
+        per_alarm = self._per_alarm()
+        detected = corrected(best, len(scores), per_alarm)
+        if self._jumpy is not None and self._jumpy[0] > detected:
+            detected, top, top_seen = self._jumpy
         self._dropout_check(ts, events)
         for scorer in self.scorers:  # extra device-level detectors join here
             detected = max(detected, scorer.score(sample))
         if self._models is not None:  # the multivariate and River models: evidence is the device
-            extra = self._models.update(ts, sample.values, envelopes, per_week / budget, corrected)
+            extra = self._models.update(ts, sample.values, envelopes, per_alarm, corrected)
             if extra > detected:
                 detected, top = extra, -1
         event = self._device_alert_update(ts, detected, top, top_seen)
@@ -276,12 +277,20 @@ class DeviceAnalytics:
             at = np.flatnonzero(cols == h)
             if len(at):
                 self._held = self._hold.update(float(seen[at[0]]))
-        score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel)
+        # Only a score that would raise a device alert starts the halving of the ones after it.
+        loud = uncorrected(self._config.detector.alert_threshold, len(values), self._per_alarm())
+        score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel, loud)
         best, top, top_seen = 0.0, -1, (0.0, 0.0)
         if len(score):
             j = int(score.argmax())
             if score[j] > 0.0:
                 best, top, top_seen = float(score[j]), int(cols[j]), (values[j], seen[j])
+        jumpiness, k = self._detector.jumpiest
+        jumpy = jump_score(jumpiness, self._config.detector.jump_level)
+        if jumpy > 0.0:  # an oscillation: counts as a device score as it is (no discount)
+            self._jumpy = (jumpy, int(cols[k]), (float(values[k]), float(seen[k])))
+        else:
+            self._jumpy = None
         fired = self._rules.check(ts, values, sel)
         ruled = 0.0
         if fired is not None or self._machines:
@@ -294,6 +303,12 @@ class DeviceAnalytics:
                 ruled = float(hit.max())
         names = self._names if isinstance(sel, slice) else [self._names[c] for c in cols.tolist()]
         return best, top, top_seen, ruled, dict(zip(names, score.tolist(), strict=True))
+
+    def _per_alarm(self) -> float:
+        """Device samples per false alarm the budget allows (one week's worth over it)."""
+        interval = self._dropout.interval_s
+        per_week = WEEK_S / interval if interval > 0.0 else 1.0
+        return per_week / self._config.detector.false_alerts_per_week
 
     def _rates(self, ts: float, values: Floats, sel: Index) -> Floats:
         """What the detectors see: the reading, or a counter's increase per second."""
@@ -329,7 +344,8 @@ class DeviceAnalytics:
             elif machine.active is not None:
                 event = machine.update(ts, 0.0, value, "")
             else:
-                event = None  # a streak building up waits for the next hit
+                machine.tick()  # a streak building up waits for the next hit
+                event = None
             if event is not None:
                 events.append(event)
             if machine.idle:
