@@ -15,9 +15,12 @@ each value four ways:
 * ``persistence``: a short moving average of the level distance: a moderate shift that lasts.
 
 Beside the score, each channel keeps its *jumpiness*: a short moving average of ``log1p`` of
-the step distance (each step capped, so one load step cannot make it). A channel that keeps
-jumping many typical changes, up and down, sample after sample, is oscillating
-(:attr:`DetectorBank.jumpiest`); a normal signal's jumpiness stays near 0.5.
+its change against its typical change (a mean absolute change that big changes move only a
+little, so an oscillation does not become the norm; each change capped, so one load step
+cannot make it). Channels that keep jumping many typical changes, sample after sample, are
+oscillating (:attr:`DetectorBank.jumpiest`: the second largest jumpiness of a device, since
+an oscillating load moves its current and powers together); a normal signal's jumpiness stays
+near 0.5.
 
 Raw distances mean different things on different signals, so each one is calibrated by its own
 history (:class:`~gridedge.analytics.calibrate.SurpriseBank`: a decaying histogram of past
@@ -38,9 +41,10 @@ import numpy.typing as npt
 from gridedge.analytics.calibrate import SURPRISE_HALF, Floats, Index, SurpriseBank, pad
 
 DAY_S = 86400.0
-JUMP_CAP = 9.0
+JUMP_CAP = 20.0
 """The largest step distance one value adds to a channel's jumpiness."""
 _JUMP_RATE = 0.25  # weight of the newest step in the jumpiness: about four values
+_JUMP_CLIP = 4.0  # a change counts at most this many typical changes into the typical change
 _VIEWS = 4  # level, step, seasonal, persistence
 _TINY = 1e-150
 """Deviations at or below this count as none: a distance over them could overflow."""
@@ -77,7 +81,7 @@ class DetectorParams:
     holdoff_samples: int = 100
     alert_threshold: float = 0.5
     false_alerts_per_week: float = 0.25
-    jump_level: float = 1.9
+    jump_level: float = 2.1
 
 
 def jump_score(jumpiness: float, level: float) -> float:
@@ -118,9 +122,10 @@ class DetectorBank:
 
     # Rows of _state: level, previous value (the "mean" of the step view), variance of the
     # value, variance of the change, persistence average, typical seasonal residual, values
-    # seen, jumpiness. Level and step sit side by side so one operation updates both.
-    _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N, _JUMP = range(8)
-    _ROWS = 8
+    # seen, jumpiness, typical absolute change. Level and step sit side by side so one
+    # operation updates both.
+    _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N, _JUMP, _TYPICAL = range(9)
+    _ROWS = 9
 
     def __init__(self, params: DetectorParams | None, channels: int) -> None:
         p = params if params is not None else DetectorParams()
@@ -137,8 +142,9 @@ class DetectorBank:
         self._state[[self._STEP_VAR, self._RESID]] = -1.0
         self._jump_cap = float(np.log1p(JUMP_CAP))
         self.jumpiest = (0.0, -1)
-        """The largest jumpiness among the channels of the latest ``update`` and its position
-        in that update's values (-1: none yet)."""
+        """The second largest jumpiness among the channels of the latest ``update`` (the
+        largest when there is one channel) and its position in that update's values (-1: none
+        yet)."""
         # Per time-of-day bin: the mean (float32 is ample for a profile; NaN until the bin sees
         # its channel's first value) and the device's samples in it (only from the second on
         # does a residual count).
@@ -193,7 +199,7 @@ class DetectorBank:
         persist = st[self._PERSIST, sel]
         persist = persist + self._a_short * (np.log1p(z_level) - persist)
         st[self._PERSIST, sel] = persist
-        self._jumpiness(z_step, sel, n > self._p.warmup_samples)
+        self._jumpiness(np.where(first, 0.0, np.abs(d)), n, sel, n > self._p.warmup_samples)
         distances = np.stack((z_level, z_step, z_season, np.expm1(persist)))
         # The first deviations rest on a handful of values: not worth learning.
         learn = n > self._settle
@@ -229,22 +235,33 @@ class DetectorBank:
         persist += self._a_short * (np.log1p(z[0]) - persist)
         st[self._PERSIST, sel] = persist
         np.expm1(persist, out=z[3])
-        self._jumpiness(z[1], sel, None)
+        self._jumpiness(ae[1], n, sel, None)
         s: Floats = self._surprise.update(z, sel, cols).max(axis=0)
         return s / (s + SURPRISE_HALF)
 
-    def _jumpiness(self, z_step: Floats, sel: Index, ready: npt.NDArray[np.bool_] | None) -> None:
-        """Learn each channel's jumpiness from its step distance; note the largest (of the
-        channels past their warm-up: ``ready``, None for all).
+    def _jumpiness(
+        self, change: Floats, n: Floats, sel: Index, ready: npt.NDArray[np.bool_] | None
+    ) -> None:
+        """Learn each channel's jumpiness from its absolute ``change``; note the second largest
+        (of the channels past their warm-up: ``ready``, None for all).
         """
         st = self._state
+        typical = st[self._TYPICAL, sel]
+        z = np.zeros(len(change))
+        np.divide(change, typical, out=z, where=typical > _TINY)
         jump = st[self._JUMP, sel]
-        jump += _JUMP_RATE * (np.minimum(np.log1p(z_step), self._jump_cap) - jump)
+        jump += _JUMP_RATE * (np.minimum(np.log1p(z), self._jump_cap) - jump)
         st[self._JUMP, sel] = jump
+        a = np.maximum(1.0 / n, self._a_step)
+        bounded = np.where(n > 10.0, np.minimum(change, _JUMP_CLIP * typical), change)
+        st[self._TYPICAL, sel] = typical + a * (bounded - typical)
         if ready is not None:
             jump = np.where(ready, jump, 0.0)
-        k = int(jump.argmax()) if len(jump) else -1
-        self.jumpiest = (float(jump[k]), k) if k >= 0 else (0.0, -1)
+        if len(jump) < 2:
+            self.jumpiest = (float(jump[0]), 0) if len(jump) else (0.0, -1)
+            return
+        k = int(np.argpartition(jump, -2)[-2])
+        self.jumpiest = (float(jump[k]), k)
 
     def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> Floats:
         """Distance from this time of day's usual value, in typical residuals, into ``out``

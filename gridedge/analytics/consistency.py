@@ -1,0 +1,110 @@
+"""Consistency: the identities a meter's own readings must satisfy, checked on every sample.
+
+A meter measures a phase's voltage and current and derives its powers from them, so its
+readings obey identities whatever the load: apparent power is voltage times current
+(``S = V * I``), active power is apparent power times the power factor (``|P| = S * |PF|``),
+and the totals are the sums of the phases. A reading that drifts, spikes or sticks on its own
+(a failing sensor, a corrupted register) breaks an identity at once, long before its value
+leaves the usual range; a real change of the supply or the load keeps them all.
+
+:class:`Consistency` checks every identity whose channels a device reports, all at once: the
+residual of each is compared with its typical size (a mean absolute residual, learnt from the
+consistent samples only and moved only a little by big residuals), and an identity is broken
+while its residual is more than ``BROKEN`` typical residuals and more than ``RESOLUTION`` of
+its value (the meter's resolution, roughly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from gridedge.analytics.calibrate import Floats
+
+BROKEN = 12.0
+"""Typical residuals beyond which an identity is broken."""
+RESOLUTION = 2e-4
+"""The smallest relative residual that can break an identity."""
+LEARN_SAMPLES = 1000
+"""Memory of an identity's typical residual."""
+WARMUP_SAMPLES = 60
+"""Consistent samples an identity needs before it can be broken."""
+_CLIP = 4.0  # a residual counts at most this many typical residuals into the typical residual
+
+
+def identities(names: Sequence[str]) -> list[tuple[str, tuple[str, str, str | None]]]:
+    """The identities among ``names``: (target, (a, b, c)) meaning ``target = a * b`` when
+    ``c`` is None, else ``target = a + b + c``.
+    """
+    have = set(names)
+    found: list[tuple[str, tuple[str, str, str | None]]] = []
+    for n in ("l1", "l2", "l3"):
+        s, v, i = f"apparent_power_{n}", f"voltage_{n}", f"current_{n}"
+        if {s, v, i} <= have:
+            found.append((s, (v, i, None)))
+        p, pf = f"active_power_{n}", f"power_factor_{n}"
+        if {p, s, pf} <= have:
+            found.append((p, (s, pf, None)))
+    for total in ("active_power", "reactive_power", "apparent_power"):
+        parts = [f"{total}_l{k}" for k in (1, 2, 3)]
+        if total in have and set(parts) <= have:
+            found.append((total, (parts[0], parts[1], parts[2])))
+    return found
+
+
+class Consistency:
+    """The identities of one device's channels (see the module docstring).
+
+    Args:
+        names: the device's channels, in index order.
+    """
+
+    __slots__ = ("_idx", "_latest", "_product", "_seen", "_typical", "targets")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        found = identities(names)
+        index = {n: k for k, n in enumerate(names)}
+        self.targets = [t for t, _ in found]
+        """The target channel of each identity."""
+        rows = [(index[t], index[a], index[b], index[c] if c else -1) for t, (a, b, c) in found]
+        self._idx = np.array(rows, np.intp).reshape(-1, 4).T
+        self._product = self._idx[3] < 0
+        self._latest = np.full(len(names) + 1, np.nan)  # the last slot stands in for "none"
+        self._typical = np.zeros(len(found))
+        self._seen = np.zeros(len(found))
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def check(
+        self, values: Floats, cols: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.bool_], Floats] | None:
+        """Which identities the values (of channels ``cols``) break, and each identity's
+        relative residual; None when there are none. Then learns the consistent ones.
+        """
+        if not len(self.targets):
+            return None
+        latest = self._latest
+        latest[:] = np.nan
+        latest[cols] = values
+        t, a, b, c = latest[self._idx]
+        c = np.where(self._product, 0.0, c)
+        expected = np.where(self._product, np.abs(a) * np.abs(b), a + b + c)
+        target = np.where(self._product, np.abs(t), t)
+        residual = np.abs(target - expected)
+        present = ~np.isnan(residual)
+        residual = np.where(present, residual, 0.0)
+        typical = self._typical
+        scale = np.abs(target) + np.abs(expected)
+        floor = RESOLUTION * np.where(present, scale, 0.0)
+        broken = present & (self._seen > WARMUP_SAMPLES)
+        broken &= (residual > BROKEN * typical) & (residual > floor)
+        learn = present & ~broken
+        self._seen += learn
+        rate = 1.0 / np.minimum(np.maximum(self._seen, 1.0), LEARN_SAMPLES)
+        bounded = np.where(self._seen > 10.0, np.minimum(residual, _CLIP * typical), residual)
+        self._typical = np.where(learn, typical + rate * (bounded - typical), typical)
+        relative = residual / np.where(scale > 0.0, scale, 1.0)
+        return broken, relative
