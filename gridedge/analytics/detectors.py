@@ -81,7 +81,7 @@ class DetectorParams:
     holdoff_samples: int = 100
     alert_threshold: float = 0.5
     false_alerts_per_week: float = 0.25
-    jump_level: float = 2.1
+    jump_level: float = 2.0
 
 
 def jump_score(jumpiness: float, level: float) -> float:
