@@ -21,8 +21,12 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertParams
 from gridedge.analytics.calibrate import Floats
 
+CONSISTENCY_SCORE = 0.9
+"""The score of a broken identity (the alert's ``score``; its ``value`` is the residual as a
+fraction of the values)."""
 BROKEN = 12.0
 """Typical residuals beyond which an identity is broken."""
 RESOLUTION = 2e-4
@@ -108,3 +112,51 @@ class Consistency:
         self._typical = np.where(learn, typical + rate * (bounded - typical), typical)
         relative = residual / np.where(scale > 0.0, scale, 1.0)
         return broken, relative
+
+
+class ConsistencyAlerts:
+    """The ``consistency`` alerts of one device: one per identity, named after its target.
+
+    Args:
+        names: the device's channels, in index order.
+        params: the alert lifecycle.
+    """
+
+    __slots__ = ("_check", "_machines", "_params")
+
+    def __init__(self, names: Sequence[str], params: AlertParams) -> None:
+        self._check = Consistency(names)
+        self._machines: dict[int, AlertMachine] = {}  # identities whose alert is not idle
+        self._params = params
+
+    def update(
+        self, ts: float, values: Floats, cols: npt.NDArray[np.intp], events: list[AlertEvent]
+    ) -> bool:
+        """Check one sample's values (of channels ``cols``), adding raised and cleared alerts
+        to ``events``; True when any identity is broken.
+        """
+        checked = self._check.check(values, cols)
+        if checked is None:
+            return False
+        broken, relative = checked
+        machines = self._machines
+        if not machines and not broken.any():
+            return False
+        targets = self._check.targets
+        for k in sorted({*np.flatnonzero(broken).tolist(), *machines}):
+            machine = machines.get(k)
+            if machine is None:
+                machine = machines[k] = AlertMachine(targets[k], self._params)
+            value = float(relative[k])
+            event = None
+            if broken[k]:
+                event = machine.update(ts, CONSISTENCY_SCORE, value, "consistency")
+            elif machine.active is not None:
+                event = machine.update(ts, 0.0, value, "consistency")
+            else:
+                machine.tick()
+            if event is not None:
+                events.append(event)
+            if machine.idle:
+                del machines[k]
+        return bool(broken.any())

@@ -20,8 +20,8 @@ import numpy.typing as npt
 
 from gridedge.analytics.aggregate import Deadband, WindowBank
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertState, Severity
-from gridedge.analytics.consistency import Consistency
 from gridedge.analytics.calibrate import Floats, Index, corrected, uncorrected
+from gridedge.analytics.consistency import CONSISTENCY_SCORE, ConsistencyAlerts
 from gridedge.analytics.detectors import DetectorBank, HoldoffBank, jump_score
 from gridedge.analytics.device_models import DeviceModels
 from gridedge.analytics.hold import Hold, ReferenceBank
@@ -48,8 +48,6 @@ DEVICE_CHANNEL = "*"
 """The channel name of device-level alerts (dropout, multi-channel models)."""
 
 WEEK_S = 7 * 86400.0
-CONSISTENCY_SCORE = 0.9
-"""The score of a broken identity between a meter's readings."""
 JUMP_HYSTERESIS = 0.4
 """How much lower the jumpiness may fall while the device's detector alert is active."""
 _COUNTERS = frozenset(n for n, info in CHANNELS.items() if "energy" in info.quantity)
@@ -132,8 +130,7 @@ class DeviceAnalytics:
         self._windows = WindowBank(device, config.aggregate.windows_s, self._names)
         self._machines: dict[int, AlertMachine] = {}  # channels whose rule alert is not idle
         self._alerting = np.zeros(0, bool)
-        self._consistency = Consistency([])
-        self._consistent: dict[int, AlertMachine] = {}  # identities whose alert is not idle
+        self._consistency = ConsistencyAlerts([], config.alerts)
         self._dropout = DropoutRule(config.dropout_factor)
         self._device_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
         self._dropout_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
@@ -193,8 +190,7 @@ class DeviceAnalytics:
         self._holdoff.grow(extra)
         self._refs.grow(extra)
         self._windows.grow(extra)
-        self._consistency = Consistency(self._names)
-        self._consistent.clear()
+        self._consistency = ConsistencyAlerts(self._names, self._config.alerts)
         self._layouts.clear()
 
     def _layout(self, keys: tuple[str, ...]) -> _Layout:
@@ -246,7 +242,7 @@ class DeviceAnalytics:
         if self._jumpy is not None and self._jumpy[0] > detected:
             detected, top, top_seen = self._jumpy
         self._dropout_check(ts, events)
-        if self._consistency_check(ts, values, cols, events):
+        if self._consistency.update(ts, values, cols, events):
             ruled = max(ruled, CONSISTENCY_SCORE)
         for scorer in self.scorers:  # extra device-level detectors join here
             detected = max(detected, scorer.score(sample))
@@ -385,38 +381,6 @@ class DeviceAnalytics:
                 self._hold_index = -1
             self._held = False
         return event
-
-    def _consistency_check(
-        self, ts: float, values: Floats, cols: npt.NDArray[np.intp], events: list[AlertEvent]
-    ) -> bool:
-        """Alert on the identities the readings break (see
-        :mod:`~gridedge.analytics.consistency`); True when any is broken.
-        """
-        checked = self._consistency.check(values, cols)
-        if checked is None:
-            return False
-        broken, relative = checked
-        machines = self._consistent
-        if not machines and not broken.any():
-            return False
-        targets = self._consistency.targets
-        for k in sorted({*np.flatnonzero(broken).tolist(), *machines}):
-            machine = machines.get(k)
-            if machine is None:
-                machine = machines[k] = AlertMachine(targets[k], self._config.alerts)
-            value = float(relative[k])
-            if broken[k]:
-                event = machine.update(ts, CONSISTENCY_SCORE, value, "consistency")
-            elif machine.active is not None:
-                event = machine.update(ts, 0.0, value, "consistency")
-            else:
-                machine.tick()
-                event = None
-            if event is not None:
-                events.append(event)
-            if machine.idle:
-                del machines[k]
-        return bool(broken.any())
 
     def _dropout_check(self, ts: float, events: list[AlertEvent]) -> None:
         """A gap is not a value: it raises its own alert but leaves the anomaly score alone."""

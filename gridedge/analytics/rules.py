@@ -141,8 +141,12 @@ class RuleBank:
         repeating = repeating & moved
         if not repeating.any():
             return None
-        cost = np.where(repeating & (seen > self._WARM), -np.log10(np.maximum(rate, self._floor)), 0.0)
-        rare = (cost * repeats >= FLATLINE_SURPRISE) | ((cost > 0.0) & (cost.sum() >= _JOINT_SURPRISE))
+        cost = np.where(
+            repeating & (seen > self._WARM), -np.log10(np.maximum(rate, self._floor)), 0.0
+        )
+        rare = (cost * repeats >= FLATLINE_SURPRISE) | (
+            (cost > 0.0) & (cost.sum() >= _JOINT_SURPRISE)
+        )
         return rare if rare.any() else None
 
     def _fired(
