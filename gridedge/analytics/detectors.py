@@ -142,9 +142,8 @@ class DetectorBank:
         self._state[[self._STEP_VAR, self._RESID]] = -1.0
         self._jump_cap = float(np.log1p(JUMP_CAP))
         self.jumpiest = (0.0, -1)
-        """The second largest jumpiness among the channels of the latest ``update`` (the
-        largest when there is one channel) and its position in that update's values (-1: none
-        yet)."""
+        """The second largest jumpiness among the channels of the latest ``update`` and its
+        position in that update's values (0.0 and -1 with fewer than two channels)."""
         # Per time-of-day bin: the mean (float32 is ample for a profile; NaN until the bin sees
         # its channel's first value) and the device's samples in it (only from the second on
         # does a residual count).
@@ -257,8 +256,8 @@ class DetectorBank:
         st[self._TYPICAL, sel] = typical + a * (bounded - typical)
         if ready is not None:
             jump = np.where(ready, jump, 0.0)
-        if len(jump) < 2:
-            self.jumpiest = (float(jump[0]), 0) if len(jump) else (0.0, -1)
+        if len(jump) < 2:  # one channel: no second one to confirm it
+            self.jumpiest = (0.0, -1)
             return
         k = int(np.argpartition(jump, -2)[-2])
         self.jumpiest = (float(jump[k]), k)
