@@ -65,7 +65,7 @@ class Consistency:
         names: the device's channels, in index order.
     """
 
-    __slots__ = ("_idx", "_latest", "_product", "_seen", "_typical", "targets")
+    __slots__ = ("_idx", "_latest", "_state", "targets")
 
     def __init__(self, names: Sequence[str]) -> None:
         found = identities(names)
@@ -73,11 +73,11 @@ class Consistency:
         self.targets = [t for t, _ in found]
         """The target channel of each identity."""
         rows = [(index[t], index[a], index[b], index[c] if c else -1) for t, (a, b, c) in found]
-        self._idx = np.array(rows, np.intp).reshape(-1, 4).T
-        self._product = self._idx[3] < 0
-        self._latest = np.full(len(names) + 1, np.nan)  # the last slot stands in for "none"
-        self._typical = np.zeros(len(found))
-        self._seen = np.zeros(len(found))
+        # Channel indices of target, a, b, c (-1: no c, a product); -1 reads the last slot of
+        # _latest, which stands in for "none".
+        self._idx = np.array(rows, np.int32).reshape(-1, 4).T
+        self._latest = np.full(len(names) + 1, np.nan)
+        self._state = np.zeros((2, len(found)))  # typical residual, consistent samples learnt
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -94,22 +94,22 @@ class Consistency:
         latest[:] = np.nan
         latest[cols] = values
         t, a, b, c = latest[self._idx]
-        c = np.where(self._product, 0.0, c)
-        expected = np.where(self._product, np.abs(a) * np.abs(b), a + b + c)
-        target = np.where(self._product, np.abs(t), t)
+        product = self._idx[3] < 0
+        expected = np.where(product, np.abs(a) * np.abs(b), a + b + c)
+        target = np.where(product, np.abs(t), t)
         residual = np.abs(target - expected)
         present = ~np.isnan(residual)
         residual = np.where(present, residual, 0.0)
-        typical = self._typical
+        typical, seen = self._state
         scale = np.abs(target) + np.abs(expected)
         floor = RESOLUTION * np.where(present, scale, 0.0)
-        broken = present & (self._seen > WARMUP_SAMPLES)
+        broken = present & (seen > WARMUP_SAMPLES)
         broken &= (residual > BROKEN * typical) & (residual > floor)
         learn = present & ~broken
-        self._seen += learn
-        rate = 1.0 / np.minimum(np.maximum(self._seen, 1.0), LEARN_SAMPLES)
-        bounded = np.where(self._seen > 10.0, np.minimum(residual, _CLIP * typical), residual)
-        self._typical = np.where(learn, typical + rate * (bounded - typical), typical)
+        seen += learn
+        rate = 1.0 / np.minimum(np.maximum(seen, 1.0), LEARN_SAMPLES)
+        bounded = np.where(seen > 10.0, np.minimum(residual, _CLIP * typical), residual)
+        typical[:] = np.where(learn, typical + rate * (bounded - typical), typical)
         relative = residual / np.where(scale > 0.0, scale, 1.0)
         return broken, relative
 

@@ -111,6 +111,7 @@ class DetectorBank:
         "_cells",
         "_complete",
         "_jump_cap",
+        "_jumps",
         "_p",
         "_profile",
         "_settle",
@@ -122,10 +123,9 @@ class DetectorBank:
 
     # Rows of _state: level, previous value (the "mean" of the step view), variance of the
     # value, variance of the change, persistence average, typical seasonal residual, values
-    # seen, jumpiness, typical absolute change. Level and step sit side by side so one
-    # operation updates both.
-    _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N, _JUMP, _TYPICAL = range(9)
-    _ROWS = 9
+    # seen. Level and step sit side by side so one operation updates both.
+    _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N = range(7)
+    _ROWS = 7
 
     def __init__(self, params: DetectorParams | None, channels: int) -> None:
         p = params if params is not None else DetectorParams()
@@ -141,6 +141,8 @@ class DetectorBank:
         self._state = np.zeros((self._ROWS, channels))
         self._state[[self._STEP_VAR, self._RESID]] = -1.0
         self._jump_cap = float(np.log1p(JUMP_CAP))
+        # Jumpiness and typical absolute change of every channel (float32 is ample for both).
+        self._jumps = np.zeros((2, channels), np.float32)
         self.jumpiest = (0.0, -1)
         """The second largest jumpiness among the channels of the latest ``update`` and its
         position in that update's values (0.0 and -1 with fewer than two channels)."""
@@ -155,6 +157,7 @@ class DetectorBank:
     def grow(self, extra: int) -> None:
         """Make room for ``extra`` more channels."""
         fresh = np.zeros((self._ROWS, extra))
+        self._jumps = pad(self._jumps, extra, 0.0)
         fresh[[self._STEP_VAR, self._RESID]] = -1.0
         self._state = np.concatenate([self._state, fresh], axis=1)
         self._profile = pad(self._profile, extra, np.nan)
@@ -244,16 +247,15 @@ class DetectorBank:
         """Learn each channel's jumpiness from its absolute ``change``; note the second largest
         (of the channels past their warm-up: ``ready``, None for all).
         """
-        st = self._state
-        typical = st[self._TYPICAL, sel]
+        jumps = self._jumps
+        jump, typical = jumps[0, sel], jumps[1, sel].astype(np.float64)
         z = np.zeros(len(change))
         np.divide(change, typical, out=z, where=typical > _TINY)
-        jump = st[self._JUMP, sel]
-        jump += _JUMP_RATE * (np.minimum(np.log1p(z), self._jump_cap) - jump)
-        st[self._JUMP, sel] = jump
+        jump = jump + _JUMP_RATE * (np.minimum(np.log1p(z), self._jump_cap) - jump)
+        jumps[0, sel] = jump
         a = np.maximum(1.0 / n, self._a_step)
         bounded = np.where(n > 10.0, np.minimum(change, _JUMP_CLIP * typical), change)
-        st[self._TYPICAL, sel] = typical + a * (bounded - typical)
+        jumps[1, sel] = typical + a * (bounded - typical)
         if ready is not None:
             jump = np.where(ready, jump, 0.0)
         if len(jump) < 2:  # one channel: no second one to confirm it

@@ -44,6 +44,8 @@ class ChannelLimits(NamedTuple):
 Limits = Mapping[str, ChannelLimits]
 """Limits per channel name, from the driver."""
 
+_Seen = tuple[float, float]  # a value and what its detector saw (a counter's rate)
+
 DEVICE_CHANNEL = "*"
 """The channel name of device-level alerts (dropout, multi-channel models)."""
 
@@ -136,8 +138,6 @@ class DeviceAnalytics:
         self._dropout_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
         self._hold = Hold()
         self._hold_index = -1
-        self._held = False
-        self._jumpy: tuple[float, int, tuple[float, float]] | None = None
         self._active = 0
         self._trends = TrendWatch(device, config)
         agg = config.aggregate
@@ -236,11 +236,12 @@ class DeviceAnalytics:
                 wsel, wvalues = layout.pos[usable], raw[usable]
         envelopes: list[Envelope] = []
         events: list[AlertEvent] = []
-        best, top, top_seen, ruled, scores = self._score_channels(ts, values, sel, cols, events)
-        per_alarm = self._per_alarm()
-        detected = corrected(best, len(scores), per_alarm)
-        if self._jumpy is not None and self._jumpy[0] > detected:
-            detected, top, top_seen = self._jumpy
+        best, top, top_seen, ruled, scores, jumpy = self._score_channels(
+            ts, values, sel, cols, events
+        )
+        detected = corrected(best, len(scores), per_alarm := self._per_alarm())
+        if jumpy is not None and jumpy[0] > detected:
+            detected, top, top_seen = jumpy
         self._dropout_check(ts, events)
         if self._consistency.update(ts, values, cols, events):
             ruled = max(ruled, CONSISTENCY_SCORE)
@@ -270,10 +271,10 @@ class DeviceAnalytics:
         sel: Index,
         cols: npt.NDArray[np.intp],
         events: list[AlertEvent],
-    ) -> tuple[float, int, tuple[float, float], float, dict[str, float]]:
-        """Score the analysed values; returns (best detector score, its channel index or -1,
-        its value and what its detector saw, the best rule score, the score per channel). Rules
-        alert per channel; detector scores alert per device.
+    ) -> tuple[float, int, _Seen, float, dict[str, float], tuple[float, int, _Seen] | None]:
+        """Score the analysed values: (best detector score, its channel index or -1, its value
+        and what its detector saw, best rule score, score per channel, an oscillation's score,
+        channel and values or None). Rules alert per channel; detector scores per device.
         """
         seen = values
         if self._counter.any():
@@ -283,7 +284,7 @@ class DeviceAnalytics:
         if h >= 0:
             at = np.flatnonzero(cols == h)
             if len(at):
-                self._held = self._hold.update(float(seen[at[0]]))
+                self._hold.update(float(seen[at[0]]))
         # Only a score that would raise a device alert starts the halving of the ones after it.
         loud = uncorrected(self._config.detector.alert_threshold, len(values), self._per_alarm())
         score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel, loud)
@@ -298,9 +299,9 @@ class DeviceAnalytics:
             level -= JUMP_HYSTERESIS  # an oscillation that slows a little is still one
         jumpy = jump_score(jumpiness, level)
         if jumpy > 0.0:  # an oscillation: counts as a device score as it is (no discount)
-            self._jumpy = (jumpy, int(cols[k]), (float(values[k]), float(seen[k])))
+            oscillating = (jumpy, int(cols[k]), (float(values[k]), float(seen[k])))
         else:
-            self._jumpy = None
+            oscillating = None
         fired = self._rules.check(ts, values, sel)
         ruled = 0.0
         if fired is not None or self._machines:
@@ -312,13 +313,13 @@ class DeviceAnalytics:
                 score = np.maximum(score, hit)
                 ruled = float(hit.max())
         names = self._names if isinstance(sel, slice) else [self._names[c] for c in cols.tolist()]
-        return best, top, top_seen, ruled, dict(zip(names, score.tolist(), strict=True))
+        per_channel = dict(zip(names, score.tolist(), strict=True))
+        return best, top, top_seen, ruled, per_channel, oscillating
 
     def _per_alarm(self) -> float:
         """Device samples per false alarm the budget allows (one week's worth over it)."""
-        interval = self._dropout.interval_s
-        per_week = WEEK_S / interval if interval > 0.0 else 1.0
-        return per_week / self._config.detector.false_alerts_per_week
+        interval, budget = self._dropout.interval_s, self._config.detector.false_alerts_per_week
+        return (WEEK_S / interval if interval > 0.0 else 1.0) / budget
 
     def _rates(self, ts: float, values: Floats, sel: Index) -> Floats:
         """What the detectors see: the reading, or a counter's increase per second."""
@@ -367,7 +368,7 @@ class DeviceAnalytics:
     ) -> AlertEvent | None:
         """The detector alert, held while its evidence channel stays away from its baseline."""
         machine, hold = self._device_alert, self._hold
-        if machine.active is not None and self._held:
+        if machine.active is not None and hold.held:
             detected = max(detected, self._config.alerts.raise_threshold)
         name = self._names[top] if top >= 0 else DEVICE_CHANNEL
         value, seen = float(top_seen[0]), float(top_seen[1])
@@ -379,7 +380,6 @@ class DeviceAnalytics:
             else:
                 hold.stop()
                 self._hold_index = -1
-            self._held = False
         return event
 
     def _dropout_check(self, ts: float, events: list[AlertEvent]) -> None:

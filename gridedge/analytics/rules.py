@@ -61,22 +61,23 @@ _SCORES = np.array([0.0, LIMIT_SCORE, BAND_SCORE, BAND_SCORE, RATE_SCORE, FLATLI
 class RuleBank:
     """Limit, band, rate-of-change and flatline rules of every channel of one device."""
 
-    __slots__ = ("_floor", "_limits", "_moved", "_primed", "_rated", "_state")
+    __slots__ = ("_checks", "_floor", "_limits", "_moved", "_primed", "_rated", "_state")
 
     # Rows of _limits: min, max, band min, band max, max rate, flatline samples (inf: off), and
     # the narrowest range of the four bounds (a value inside it breaks no range rule).
     _MIN, _MAX, _BAND_MIN, _BAND_MAX, _RATE, _FLAT, _LOW, _HIGH = range(8)
     # Rows of _state: previous value, its time, repeats of it, longest earlier run of repeats,
-    # the rate of repeats (with a prior of one in two) and the readings it was learnt from.
-    _PREV, _PREV_TS, _REPEATS, _LONGEST, _SAME_RATE, _SEEN = range(6)
-    _ROWS = 6
+    # the rate of repeats (with a prior of one in two).
+    _PREV, _PREV_TS, _REPEATS, _LONGEST, _SAME_RATE = range(5)
+    _ROWS = 5
     _WARM = 100
-    """Readings a channel's rate of repeats needs before it can call a run rare."""
+    """Samples the rates of repeats need before they can call a run rare."""
 
     def __init__(self, params: Sequence[RuleParams]) -> None:
         self._limits = np.zeros((8, 0))
         self._state = np.zeros((self._ROWS, 0))
         self._floor = 1.0 / REPEAT_MEMORY
+        self._checks = 0  # samples checked: the rates of repeats learn as a mean of as many
         self._moved = np.zeros(0, bool)
         self._primed = False
         self._rated = False
@@ -135,15 +136,13 @@ class RuleBank:
         none is. Then learns the rate.
         """
         st = self._state
-        rate, seen = st[self._SAME_RATE, sel], st[self._SEEN, sel] + 1.0
-        st[self._SEEN, sel] = seen
-        st[self._SAME_RATE, sel] = rate + (repeating - rate) / np.minimum(seen + 2.0, REPEAT_MEMORY)
+        self._checks += 1
+        rate = st[self._SAME_RATE, sel]
+        st[self._SAME_RATE, sel] = rate + (repeating - rate) / min(self._checks + 2, REPEAT_MEMORY)
         repeating = repeating & moved
-        if not repeating.any():
+        if self._checks <= self._WARM or not repeating.any():
             return None
-        cost = np.where(
-            repeating & (seen > self._WARM), -np.log10(np.maximum(rate, self._floor)), 0.0
-        )
+        cost = np.where(repeating, -np.log10(np.maximum(rate, self._floor)), 0.0)
         rare = (cost * repeats >= FLATLINE_SURPRISE) | (
             (cost > 0.0) & (cost.sum() >= _JOINT_SURPRISE)
         )
