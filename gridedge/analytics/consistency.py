@@ -16,6 +16,8 @@ its value (the meter's resolution, roughly).
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,56 +63,65 @@ def identities(names: Sequence[str]) -> list[tuple[str, tuple[str, str, str | No
 class Consistency:
     """The identities of one device's channels (see the module docstring).
 
+    A device has a handful of identities, so they are checked value by value: cheaper than
+    array operations on so few.
+
     Args:
         names: the device's channels, in index order.
     """
 
-    __slots__ = ("_idx", "_latest", "_state", "targets")
+    __slots__ = ("_rows", "_seen", "_span", "_typical", "targets")
 
     def __init__(self, names: Sequence[str]) -> None:
         found = identities(names)
         index = {n: k for k, n in enumerate(names)}
         self.targets = [t for t, _ in found]
         """The target channel of each identity."""
-        rows = [(index[t], index[a], index[b], index[c] if c else -1) for t, (a, b, c) in found]
-        # Channel indices of target, a, b, c (-1: no c, a product); -1 reads the last slot of
-        # _latest, which stands in for "none".
-        self._idx = np.array(rows, np.int32).reshape(-1, 4).T
-        self._latest = np.full(len(names) + 1, np.nan)
-        self._state = np.zeros((2, len(found)))  # typical residual, consistent samples learnt
+        # Channel indices of target, a, b, c (-1: no c, a product).
+        self._rows = [
+            (index[t], index[a], index[b], index[c] if c else -1) for t, (a, b, c) in found
+        ]
+        self._span = max((max(r) for r in self._rows), default=-1) + 1  # channels they read
+        self._typical = array("d", bytes(8 * len(found)))
+        self._seen = array("d", bytes(8 * len(found)))
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def check(
-        self, values: Floats, cols: npt.NDArray[np.intp]
-    ) -> tuple[npt.NDArray[np.bool_], Floats] | None:
-        """Which identities the values (of channels ``cols``) break, and each identity's
-        relative residual; None when there are none. Then learns the consistent ones.
+        self, values: Floats, cols: npt.NDArray[np.intp], ordered: bool = False
+    ) -> tuple[list[int], list[float]]:
+        """The identities the values (of channels ``cols``; ``ordered``: every channel, in
+        index order) break, and each identity's relative residual (NaN when a channel is
+        missing). Then learns the consistent ones.
         """
-        if not len(self.targets):
-            return None
-        latest = self._latest
-        latest[:] = np.nan
-        latest[cols] = values
-        t, a, b, c = latest[self._idx]
-        product = self._idx[3] < 0
-        expected = np.where(product, np.abs(a) * np.abs(b), a + b + c)
-        target = np.where(product, np.abs(t), t)
-        residual = np.abs(target - expected)
-        present = ~np.isnan(residual)
-        residual = np.where(present, residual, 0.0)
-        typical, seen = self._state
-        scale = np.abs(target) + np.abs(expected)
-        floor = RESOLUTION * np.where(present, scale, 0.0)
-        broken = present & (seen > WARMUP_SAMPLES)
-        broken &= (residual > BROKEN * typical) & (residual > floor)
-        learn = present & ~broken
-        seen += learn
-        rate = 1.0 / np.minimum(np.maximum(seen, 1.0), LEARN_SAMPLES)
-        bounded = np.where(seen > 10.0, np.minimum(residual, _CLIP * typical), residual)
-        typical[:] = np.where(learn, typical + rate * (bounded - typical), typical)
-        relative = residual / np.where(scale > 0.0, scale, 1.0)
+        if not self._rows:
+            return [], []
+        got = values.tolist()
+        if not ordered:  # some channels, or in another order: look them up
+            lookup = dict(zip(cols.tolist(), got, strict=True))
+            got = [lookup.get(k, math.nan) for k in range(self._span)]
+        typical, seen = self._typical, self._seen
+        broken: list[int] = []
+        relative: list[float] = []
+        for k, (t, a, b, c) in enumerate(self._rows):
+            if c < 0:
+                target, expected = abs(got[t]), abs(got[a] * got[b])
+            else:
+                target, expected = got[t], got[a] + got[b] + got[c]
+            residual = abs(target - expected)
+            scale = abs(target) + abs(expected)
+            relative.append(residual / scale if scale > 0.0 else residual)
+            if residual != residual:  # NaN: a channel missing
+                continue
+            known = seen[k] > WARMUP_SAMPLES
+            if known and residual > BROKEN * typical[k] and residual > RESOLUTION * scale:
+                broken.append(k)
+                continue
+            seen[k] += 1.0
+            if seen[k] > 10.0:
+                residual = min(residual, _CLIP * typical[k])
+            typical[k] += (residual - typical[k]) / min(seen[k], LEARN_SAMPLES)
         return broken, relative
 
 
@@ -130,26 +141,29 @@ class ConsistencyAlerts:
         self._params = params
 
     def update(
-        self, ts: float, values: Floats, cols: npt.NDArray[np.intp], events: list[AlertEvent]
+        self,
+        ts: float,
+        values: Floats,
+        cols: npt.NDArray[np.intp],
+        events: list[AlertEvent],
+        ordered: bool = False,
     ) -> bool:
-        """Check one sample's values (of channels ``cols``), adding raised and cleared alerts
-        to ``events``; True when any identity is broken.
+        """Check one sample's values (of channels ``cols``, ``ordered`` as for
+        :meth:`Consistency.check`), adding raised and cleared alerts to ``events``; True when
+        any identity is broken.
         """
-        checked = self._check.check(values, cols)
-        if checked is None:
-            return False
-        broken, relative = checked
+        broken, relative = self._check.check(values, cols, ordered)
         machines = self._machines
-        if not machines and not broken.any():
+        if not machines and not broken:
             return False
         targets = self._check.targets
-        for k in sorted({*np.flatnonzero(broken).tolist(), *machines}):
+        for k in sorted({*broken, *machines}):
             machine = machines.get(k)
             if machine is None:
                 machine = machines[k] = AlertMachine(targets[k], self._params)
             value = float(relative[k])
             event = None
-            if broken[k]:
+            if k in broken:
                 event = machine.update(ts, CONSISTENCY_SCORE, value, "consistency")
             elif machine.active is not None:
                 event = machine.update(ts, 0.0, value, "consistency")
@@ -159,4 +173,4 @@ class ConsistencyAlerts:
                 events.append(event)
             if machine.idle:
                 del machines[k]
-        return bool(broken.any())
+        return bool(broken)

@@ -43,6 +43,8 @@ from gridedge.analytics.calibrate import SURPRISE_HALF, Floats, Index, SurpriseB
 DAY_S = 86400.0
 JUMP_CAP = 20.0
 """The largest step distance one value adds to a channel's jumpiness."""
+JUMP_HYSTERESIS = 0.4
+"""How much lower the jumpiness may fall while the device's detector alert is active."""
 _JUMP_RATE = 0.25  # weight of the newest step in the jumpiness: about four values
 _JUMP_CLIP = 4.0  # a change counts at most this many typical changes into the typical change
 _VIEWS = 4  # level, step, seasonal, persistence
@@ -111,6 +113,7 @@ class DetectorBank:
         "_cells",
         "_complete",
         "_jump_cap",
+        "_jump_floor",
         "_jumps",
         "_p",
         "_profile",
@@ -141,8 +144,9 @@ class DetectorBank:
         self._state = np.zeros((self._ROWS, channels))
         self._state[[self._STEP_VAR, self._RESID]] = -1.0
         self._jump_cap = float(np.log1p(JUMP_CAP))
-        # Jumpiness and typical absolute change of every channel (float32 is ample for both).
-        self._jumps = np.zeros((2, channels), np.float32)
+        self._jump_floor = p.jump_level - JUMP_HYSTERESIS if p.jump_level > 0.0 else np.inf
+        # Jumpiness and typical absolute change of every channel.
+        self._jumps = np.zeros((2, channels))
         self.jumpiest = (0.0, -1)
         """The second largest jumpiness among the channels of the latest ``update`` and its
         position in that update's values (0.0 and -1 with fewer than two channels)."""
@@ -245,20 +249,25 @@ class DetectorBank:
         self, change: Floats, n: Floats, sel: Index, ready: npt.NDArray[np.bool_] | None
     ) -> None:
         """Learn each channel's jumpiness from its absolute ``change``; note the second largest
-        (of the channels past their warm-up: ``ready``, None for all).
+        (of the channels past their warm-up: ``ready``, None for all, the steady state).
         """
         jumps = self._jumps
-        jump, typical = jumps[0, sel], jumps[1, sel].astype(np.float64)
-        z = np.zeros(len(change))
-        np.divide(change, typical, out=z, where=typical > _TINY)
-        jump = jump + _JUMP_RATE * (np.minimum(np.log1p(z), self._jump_cap) - jump)
+        jump, typical = jumps[0, sel], jumps[1, sel]
+        # A channel that never moved has no typical change: its first change counts capped.
+        z = np.log1p(change / (typical + _TINY))
+        jump = jump + _JUMP_RATE * (np.minimum(z, self._jump_cap) - jump)
         jumps[0, sel] = jump
-        a = np.maximum(1.0 / n, self._a_step)
-        bounded = np.where(n > 10.0, np.minimum(change, _JUMP_CLIP * typical), change)
-        jumps[1, sel] = typical + a * (bounded - typical)
-        if ready is not None:
+        if ready is None:  # steady: past the first values, a big change counts bounded
+            jumps[1, sel] = typical + self._a_step * (
+                np.minimum(change, _JUMP_CLIP * typical) - typical
+            )
+        else:
+            a = np.maximum(1.0 / n, self._a_step)
+            bounded = np.where(n > 10.0, np.minimum(change, _JUMP_CLIP * typical), change)
+            jumps[1, sel] = typical + a * (bounded - typical)
             jump = np.where(ready, jump, 0.0)
-        if len(jump) < 2:  # one channel: no second one to confirm it
+        # Only a jumpy channel can be the second jumpiest past the lowest level that counts.
+        if len(jump) < 2 or jump.max() < self._jump_floor:
             self.jumpiest = (0.0, -1)
             return
         k = int(np.argpartition(jump, -2)[-2])

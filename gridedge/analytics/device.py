@@ -22,7 +22,7 @@ from gridedge.analytics.aggregate import Deadband, WindowBank
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertState, Severity
 from gridedge.analytics.calibrate import Floats, Index, corrected, uncorrected
 from gridedge.analytics.consistency import CONSISTENCY_SCORE, ConsistencyAlerts
-from gridedge.analytics.detectors import DetectorBank, HoldoffBank, jump_score
+from gridedge.analytics.detectors import JUMP_HYSTERESIS, DetectorBank, HoldoffBank, jump_score
 from gridedge.analytics.device_models import DeviceModels
 from gridedge.analytics.hold import Hold, ReferenceBank
 from gridedge.analytics.rules import RULES, DropoutRule, RuleBank, RuleParams, supply_band
@@ -50,8 +50,6 @@ DEVICE_CHANNEL = "*"
 """The channel name of device-level alerts (dropout, multi-channel models)."""
 
 WEEK_S = 7 * 86400.0
-JUMP_HYSTERESIS = 0.4
-"""How much lower the jumpiness may fall while the device's detector alert is active."""
 _COUNTERS = frozenset(n for n, info in CHANNELS.items() if "energy" in info.quantity)
 """Channels that only ever count up: their detectors see the rate, not the reading."""
 
@@ -243,7 +241,7 @@ class DeviceAnalytics:
         if jumpy is not None and jumpy[0] > detected:
             detected, top, top_seen = jumpy
         self._dropout_check(ts, events)
-        if self._consistency.update(ts, values, cols, events):
+        if self._consistency.update(ts, values, cols, events, isinstance(sel, slice)):
             ruled = max(ruled, CONSISTENCY_SCORE)
         for scorer in self.scorers:  # extra device-level detectors join here
             detected = max(detected, scorer.score(sample))

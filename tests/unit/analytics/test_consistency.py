@@ -57,11 +57,24 @@ def test_a_consistent_load_change_breaks_nothing_and_a_drifting_current_does() -
                 k: v * (2.0 if k != "voltage_l1" and k != "power_factor_l1" else 1.0)
                 for k, v in values.items()
             }
-        result = check.check(np.array([values[n] for n in PHASE]), cols)
-        assert result is not None
-        broken.append(result[0].tolist())
-    assert not any(any(b) for b in broken[:300])
-    assert all(b == [True, False] for b in broken[300:])
+        broken.append(check.check(np.array([values[n] for n in PHASE]), cols)[0])
+    assert not any(broken[:300])
+    assert all(b == [0] for b in broken[300:])  # S = V * I, not |P| = S * |PF|
+
+
+def test_a_missing_channel_breaks_nothing() -> None:
+    """A sample without the current (only four of the five channels) checks only what it can."""
+    check = Consistency(PHASE)
+    rng = random.Random(5)
+    for i in range(200):
+        values = _phase(rng, i)
+        check.check(np.array([values[n] for n in PHASE]), np.arange(len(PHASE)))
+    values = _phase(rng, 200)
+    cols = np.array([0, 2, 3, 4])
+    broken, relative = check.check(np.array([values[PHASE[k]] for k in cols]), cols)
+    assert broken == []
+    assert relative[0] != relative[0]  # S = V * I could not be checked: NaN
+    assert relative[1] < 1e-3
 
 
 def test_a_drifting_reading_raises_a_consistency_alert_that_lasts_while_it_drifts() -> None:
