@@ -132,5 +132,6 @@ class Hold:
         self._near += _SHORT * (abs(value - self._frozen) - self._near)
         self._base += self._a * (value - self._base)
         # Released when back at the baseline before the change, or at the slowly adapted one.
-        self.held = self._dist > self._tol and self._near > self._tol
+        back = abs(value - self._frozen) <= self._tol  # this value alone is back already
+        self.held = self._dist > self._tol and self._near > self._tol and not back
         return self.held
