@@ -4,7 +4,10 @@ alerts an operator can trust.
 An alert is raised when the score reaches ``raise_threshold`` for ``raise_after_samples``
 values in a row; while active it is never raised again; it clears once it has been active for
 ``min_active_samples`` values and the score stayed below ``clear_threshold`` (lower than the
-raise threshold: hysteresis) for ``clear_after_samples`` values in a row. Severity is
+raise threshold: hysteresis) for ``clear_after_samples`` values in a row. Once raised, it is
+not raised again for ``rearm_after_samples`` values (counted from the raise), so a fault that
+comes and goes is one alert, while the alert itself is active only as long as the fault.
+Severity is
 ``critical`` for a limit violation or a score of at least ``critical_threshold``, else
 ``warning``; predictive (trend) alerts are ``info`` unless configured otherwise.
 """
@@ -40,8 +43,9 @@ class AlertParams:
     clear_threshold: float = 0.4
     critical_threshold: float = 0.9
     raise_after_samples: int = 1
-    clear_after_samples: int = 5
-    min_active_samples: int = 60
+    clear_after_samples: int = 2
+    min_active_samples: int = 1
+    rearm_after_samples: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,7 @@ class AlertEvent:
 class AlertMachine:
     """The alert state of one channel (or one device-level rule)."""
 
-    __slots__ = ("_active", "_calm", "_channel", "_p", "_raised", "_streak")
+    __slots__ = ("_active", "_calm", "_channel", "_p", "_raised", "_rearm", "_streak")
 
     def __init__(self, channel: str, params: AlertParams) -> None:
         self._channel = channel
@@ -83,6 +87,7 @@ class AlertMachine:
         self._streak = 0
         self._active = 0
         self._calm = 0
+        self._rearm = 0  # values until the alert may be raised again
         self._raised: AlertEvent | None = None
 
     @property
@@ -92,8 +97,13 @@ class AlertMachine:
 
     @property
     def idle(self) -> bool:
-        """True when no alert is active or building up: the state of a fresh machine."""
-        return self._raised is None and self._streak == 0
+        """True when no alert is active, building up or re-arming: a fresh machine's state."""
+        return self._raised is None and self._streak == 0 and self._rearm == 0
+
+    def tick(self) -> None:
+        """Count one value that fed no score (re-arming goes on)."""
+        if self._rearm > 0:
+            self._rearm -= 1
 
     def update(
         self,
@@ -112,8 +122,10 @@ class AlertMachine:
         """
         p = self._p
         raised = self._raised
+        if self._rearm > 0:
+            self._rearm -= 1
         if raised is None:
-            if score < p.raise_threshold:
+            if score < p.raise_threshold or self._rearm > 0:
                 self._streak = 0
                 return None
             self._streak += 1
@@ -125,6 +137,7 @@ class AlertMachine:
             name = channel if channel is not None else self._channel
             event = AlertEvent(AlertState.RAISED, severity, name, ts, value, score, rule, ts)
             self._raised, self._streak, self._active, self._calm = event, 0, 1, 0
+            self._rearm = p.rearm_after_samples
             return event
         self._active += 1
         self._calm = self._calm + 1 if score < p.clear_threshold else 0

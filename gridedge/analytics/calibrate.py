@@ -212,3 +212,14 @@ def corrected(score: float, channels: int, samples_per_alarm: float = 1000.0) ->
         return score
     s = SURPRISE_HALF * score / (1.0 - score) - discount
     return s / (s + SURPRISE_HALF) if s > 0.0 else 0.0
+
+
+def uncorrected(score: float, channels: int, samples_per_alarm: float = 1000.0) -> float:
+    """The channel score that :func:`corrected` turns into ``score`` (its inverse, for scores
+    in (0, 1)).
+    """
+    discount = max(
+        0.0, math.log10(max(1, channels)) + math.log10(max(1.0, samples_per_alarm)) - 3.0
+    )
+    s = SURPRISE_HALF * score / (1.0 - score) + discount
+    return s / (s + SURPRISE_HALF)

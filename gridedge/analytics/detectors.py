@@ -14,6 +14,14 @@ each value four ways:
 * ``step``: the change since the previous value against the typical change: spikes and jumps;
 * ``persistence``: a short moving average of the level distance: a moderate shift that lasts.
 
+Beside the score, each channel keeps its *jumpiness*: a short moving average of ``log1p`` of
+its change against its typical change (a mean absolute change that big changes move only a
+little, so an oscillation does not become the norm; each change capped, so one load step
+cannot make it). Channels that keep jumping many typical changes, sample after sample, are
+oscillating (:attr:`DetectorBank.jumpiest`: the second largest jumpiness of a device, since
+an oscillating load moves its current and powers together); a normal signal's jumpiness stays
+near 0.5.
+
 Raw distances mean different things on different signals, so each one is calibrated by its own
 history (:class:`~gridedge.analytics.calibrate.SurpriseBank`: a decaying histogram of past
 distances) as ``-log10`` of its tail probability (3 means "one in a thousand"). The channel's
@@ -33,6 +41,12 @@ import numpy.typing as npt
 from gridedge.analytics.calibrate import SURPRISE_HALF, Floats, Index, SurpriseBank, pad
 
 DAY_S = 86400.0
+JUMP_CAP = 20.0
+"""The largest step distance one value adds to a channel's jumpiness."""
+JUMP_HYSTERESIS = 0.4
+"""How much lower the jumpiness may fall while the device's detector alert is active."""
+_JUMP_RATE = 0.25  # weight of the newest step in the jumpiness: about four values
+_JUMP_CLIP = 4.0  # a change counts at most this many typical changes into the typical change
 _VIEWS = 4  # level, step, seasonal, persistence
 _TINY = 1e-150
 """Deviations at or below this count as none: a distance over them could overflow."""
@@ -55,6 +69,8 @@ class DetectorParams:
         false_alerts_per_week: the false-alarm budget of one device: its detector score is
             discounted so that, on normal data, a score of 0.5 is this rare per week (see
             :func:`~gridedge.analytics.engine.corrected`).
+        jump_level: the jumpiness at which a channel counts as oscillating (its device's
+            detector score reaches 0.5); 0 turns this off.
     """
 
     long_samples: int = 6000
@@ -67,6 +83,17 @@ class DetectorParams:
     holdoff_samples: int = 100
     alert_threshold: float = 0.5
     false_alerts_per_week: float = 0.25
+    jump_level: float = 2.0
+
+
+def jump_score(jumpiness: float, level: float) -> float:
+    """The detector score of a channel's jumpiness: 0 below ``level`` (or when it is 0), 0.5
+    at it, and rising by a surprise of 10 per unit above it.
+    """
+    if level <= 0.0 or jumpiness < level:
+        return 0.0
+    s = SURPRISE_HALF + 10.0 * (jumpiness - level)
+    return s / (s + SURPRISE_HALF)
 
 
 class DetectorBank:
@@ -85,18 +112,23 @@ class DetectorBank:
         "_bins",
         "_cells",
         "_complete",
+        "_jump_cap",
+        "_jump_floor",
+        "_jumps",
         "_p",
         "_profile",
         "_settle",
         "_state",
         "_surprise",
         "_young",
+        "jumpiest",
     )
 
     # Rows of _state: level, previous value (the "mean" of the step view), variance of the
     # value, variance of the change, persistence average, typical seasonal residual, values
     # seen. Level and step sit side by side so one operation updates both.
     _LEVEL, _PREV, _VAR, _STEP_VAR, _PERSIST, _RESID, _N = range(7)
+    _ROWS = 7
 
     def __init__(self, params: DetectorParams | None, channels: int) -> None:
         p = params if params is not None else DetectorParams()
@@ -109,8 +141,15 @@ class DetectorBank:
         # Per time-of-day bin: every channel has seen it at least twice (the steady case).
         self._complete = np.zeros(max(1, p.seasonal_bins), bool)
         self._settle = min(p.warmup_samples // 2, 100)
-        self._state = np.zeros((7, channels))
+        self._state = np.zeros((self._ROWS, channels))
         self._state[[self._STEP_VAR, self._RESID]] = -1.0
+        self._jump_cap = float(np.log1p(JUMP_CAP))
+        self._jump_floor = p.jump_level - JUMP_HYSTERESIS if p.jump_level > 0.0 else np.inf
+        # Jumpiness and typical absolute change of every channel.
+        self._jumps = np.zeros((2, channels))
+        self.jumpiest = (0.0, -1)
+        """The second largest jumpiness among the channels of the latest ``update`` and its
+        position in that update's values (0.0 and -1 with fewer than two channels)."""
         # Per time-of-day bin: the mean (float32 is ample for a profile; NaN until the bin sees
         # its channel's first value) and the device's samples in it (only from the second on
         # does a residual count).
@@ -121,7 +160,8 @@ class DetectorBank:
 
     def grow(self, extra: int) -> None:
         """Make room for ``extra`` more channels."""
-        fresh = np.zeros((7, extra))
+        fresh = np.zeros((self._ROWS, extra))
+        self._jumps = pad(self._jumps, extra, 0.0)
         fresh[[self._STEP_VAR, self._RESID]] = -1.0
         self._state = np.concatenate([self._state, fresh], axis=1)
         self._profile = pad(self._profile, extra, np.nan)
@@ -165,6 +205,7 @@ class DetectorBank:
         persist = st[self._PERSIST, sel]
         persist = persist + self._a_short * (np.log1p(z_level) - persist)
         st[self._PERSIST, sel] = persist
+        self._jumpiness(np.where(first, 0.0, np.abs(d)), n, sel, n > self._p.warmup_samples)
         distances = np.stack((z_level, z_step, z_season, np.expm1(persist)))
         # The first deviations rest on a handful of values: not worth learning.
         learn = n > self._settle
@@ -200,8 +241,37 @@ class DetectorBank:
         persist += self._a_short * (np.log1p(z[0]) - persist)
         st[self._PERSIST, sel] = persist
         np.expm1(persist, out=z[3])
+        self._jumpiness(ae[1], n, sel, None)
         s: Floats = self._surprise.update(z, sel, cols).max(axis=0)
         return s / (s + SURPRISE_HALF)
+
+    def _jumpiness(
+        self, change: Floats, n: Floats, sel: Index, ready: npt.NDArray[np.bool_] | None
+    ) -> None:
+        """Learn each channel's jumpiness from its absolute ``change``; note the second largest
+        (of the channels past their warm-up: ``ready``, None for all, the steady state).
+        """
+        jumps = self._jumps
+        jump, typical = jumps[0, sel], jumps[1, sel]
+        # A channel that never moved has no typical change: its first change counts capped.
+        z = np.log1p(change / (typical + _TINY))
+        jump = jump + _JUMP_RATE * (np.minimum(z, self._jump_cap) - jump)
+        jumps[0, sel] = jump
+        if ready is None:  # steady: past the first values, a big change counts bounded
+            jumps[1, sel] = typical + self._a_step * (
+                np.minimum(change, _JUMP_CLIP * typical) - typical
+            )
+        else:
+            a = np.maximum(1.0 / n, self._a_step)
+            bounded = np.where(n > 10.0, np.minimum(change, _JUMP_CLIP * typical), change)
+            jumps[1, sel] = typical + a * (bounded - typical)
+            jump = np.where(ready, jump, 0.0)
+        # Only a jumpy channel can be the second jumpiest past the lowest level that counts.
+        if len(jump) < 2 or jump.max() < self._jump_floor:
+            self.jumpiest = (0.0, -1)
+            return
+        k = int(np.argpartition(jump, -2)[-2])
+        self.jumpiest = (float(jump[k]), k)
 
     def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> Floats:
         """Distance from this time of day's usual value, in typical residuals, into ``out``
@@ -279,8 +349,10 @@ class HoldoffBank:
         self._ring = pad(self._ring, extra, -1.0)
         self._quiet = pad(self._quiet, extra, 0)
 
-    def update(self, raw: Floats, sel: Index) -> Floats:
-        """The suppressed scores for the raw scores of channels ``sel``."""
+    def update(self, raw: Floats, sel: Index, threshold: float | None = None) -> Floats:
+        """The suppressed scores for the raw scores of channels ``sel``; ``threshold`` replaces
+        the raw score that starts the halving (a device passes the one its alerts start at).
+        """
         ring = self._ring
         score: Floats = raw * (raw > ring[:, sel].max(axis=0))
         slot = self._slot
@@ -289,7 +361,7 @@ class HoldoffBank:
         if self._count % self._block == 0:
             self._slot = (slot + 1) % self._slots
             ring[self._slot] = -1.0
-        loud = raw >= self._threshold
+        loud = raw >= (self._threshold if threshold is None else threshold)
         if self._quieting or loud.any():
             quiet = self._quiet[sel]
             halved = quiet > 0

@@ -20,8 +20,9 @@ import numpy.typing as npt
 
 from gridedge.analytics.aggregate import Deadband, WindowBank
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertState, Severity
-from gridedge.analytics.calibrate import Floats, Index, corrected
-from gridedge.analytics.detectors import DetectorBank, HoldoffBank
+from gridedge.analytics.calibrate import Floats, Index, corrected, uncorrected
+from gridedge.analytics.consistency import CONSISTENCY_SCORE, ConsistencyAlerts
+from gridedge.analytics.detectors import JUMP_HYSTERESIS, DetectorBank, HoldoffBank, jump_score
 from gridedge.analytics.device_models import DeviceModels
 from gridedge.analytics.hold import Hold, ReferenceBank
 from gridedge.analytics.rules import RULES, DropoutRule, RuleBank, RuleParams, supply_band
@@ -42,6 +43,8 @@ class ChannelLimits(NamedTuple):
 
 Limits = Mapping[str, ChannelLimits]
 """Limits per channel name, from the driver."""
+
+_Seen = tuple[float, float]  # a value and what its detector saw (a counter's rate)
 
 DEVICE_CHANNEL = "*"
 """The channel name of device-level alerts (dropout, multi-channel models)."""
@@ -127,12 +130,12 @@ class DeviceAnalytics:
         self._windows = WindowBank(device, config.aggregate.windows_s, self._names)
         self._machines: dict[int, AlertMachine] = {}  # channels whose rule alert is not idle
         self._alerting = np.zeros(0, bool)
+        self._consistency = ConsistencyAlerts([], config.alerts)
         self._dropout = DropoutRule(config.dropout_factor)
         self._device_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
         self._dropout_alert = AlertMachine(DEVICE_CHANNEL, config.alerts)
         self._hold = Hold()
         self._hold_index = -1
-        self._held = False
         self._active = 0
         self._trends = TrendWatch(device, config)
         agg = config.aggregate
@@ -185,6 +188,7 @@ class DeviceAnalytics:
         self._holdoff.grow(extra)
         self._refs.grow(extra)
         self._windows.grow(extra)
+        self._consistency = ConsistencyAlerts(self._names, self._config.alerts)
         self._layouts.clear()
 
     def _layout(self, keys: tuple[str, ...]) -> _Layout:
@@ -230,16 +234,19 @@ class DeviceAnalytics:
                 wsel, wvalues = layout.pos[usable], raw[usable]
         envelopes: list[Envelope] = []
         events: list[AlertEvent] = []
-        best, top, top_seen, ruled, scores = self._score_channels(ts, values, sel, cols, events)
-        interval = self._dropout.interval_s
-        per_week = WEEK_S / interval if interval > 0.0 else 1.0
-        budget = self._config.detector.false_alerts_per_week
-        detected = corrected(best, len(scores), per_week / budget)
+        best, top, top_seen, ruled, scores, jumpy = self._score_channels(
+            ts, values, sel, cols, events
+        )
+        detected = corrected(best, len(scores), per_alarm := self._per_alarm())
+        if jumpy is not None and jumpy[0] > detected:
+            detected, top, top_seen = jumpy
         self._dropout_check(ts, events)
+        if self._consistency.update(ts, values, cols, events, isinstance(sel, slice)):
+            ruled = max(ruled, CONSISTENCY_SCORE)
         for scorer in self.scorers:  # extra device-level detectors join here
             detected = max(detected, scorer.score(sample))
         if self._models is not None:  # the multivariate and River models: evidence is the device
-            extra = self._models.update(ts, sample.values, envelopes, per_week / budget, corrected)
+            extra = self._models.update(ts, sample.values, envelopes, per_alarm, corrected)
             if extra > detected:
                 detected, top = extra, -1
         event = self._device_alert_update(ts, detected, top, top_seen)
@@ -262,10 +269,10 @@ class DeviceAnalytics:
         sel: Index,
         cols: npt.NDArray[np.intp],
         events: list[AlertEvent],
-    ) -> tuple[float, int, tuple[float, float], float, dict[str, float]]:
-        """Score the analysed values; returns (best detector score, its channel index or -1,
-        its value and what its detector saw, the best rule score, the score per channel). Rules
-        alert per channel; detector scores alert per device.
+    ) -> tuple[float, int, _Seen, float, dict[str, float], tuple[float, int, _Seen] | None]:
+        """Score the analysed values: (best detector score, its channel index or -1, its value
+        and what its detector saw, best rule score, score per channel, an oscillation's score,
+        channel and values or None). Rules alert per channel; detector scores per device.
         """
         seen = values
         if self._counter.any():
@@ -275,13 +282,24 @@ class DeviceAnalytics:
         if h >= 0:
             at = np.flatnonzero(cols == h)
             if len(at):
-                self._held = self._hold.update(float(seen[at[0]]))
-        score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel)
+                self._hold.update(float(seen[at[0]]))
+        # Only a score that would raise a device alert starts the halving of the ones after it.
+        loud = uncorrected(self._config.detector.alert_threshold, len(values), self._per_alarm())
+        score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel, loud)
         best, top, top_seen = 0.0, -1, (0.0, 0.0)
         if len(score):
             j = int(score.argmax())
             if score[j] > 0.0:
                 best, top, top_seen = float(score[j]), int(cols[j]), (values[j], seen[j])
+        jumpiness, k = self._detector.jumpiest
+        level = self._config.detector.jump_level
+        if self._device_alert.active is not None:
+            level -= JUMP_HYSTERESIS  # an oscillation that slows a little is still one
+        jumpy = jump_score(jumpiness, level)
+        if jumpy > 0.0:  # an oscillation: counts as a device score as it is (no discount)
+            oscillating = (jumpy, int(cols[k]), (float(values[k]), float(seen[k])))
+        else:
+            oscillating = None
         fired = self._rules.check(ts, values, sel)
         ruled = 0.0
         if fired is not None or self._machines:
@@ -293,7 +311,13 @@ class DeviceAnalytics:
                 score = np.maximum(score, hit)
                 ruled = float(hit.max())
         names = self._names if isinstance(sel, slice) else [self._names[c] for c in cols.tolist()]
-        return best, top, top_seen, ruled, dict(zip(names, score.tolist(), strict=True))
+        per_channel = dict(zip(names, score.tolist(), strict=True))
+        return best, top, top_seen, ruled, per_channel, oscillating
+
+    def _per_alarm(self) -> float:
+        """Device samples per false alarm the budget allows (one week's worth over it)."""
+        interval, budget = self._dropout.interval_s, self._config.detector.false_alerts_per_week
+        return (WEEK_S / interval if interval > 0.0 else 1.0) / budget
 
     def _rates(self, ts: float, values: Floats, sel: Index) -> Floats:
         """What the detectors see: the reading, or a counter's increase per second."""
@@ -329,7 +353,8 @@ class DeviceAnalytics:
             elif machine.active is not None:
                 event = machine.update(ts, 0.0, value, "")
             else:
-                event = None  # a streak building up waits for the next hit
+                machine.tick()  # a streak building up waits for the next hit
+                event = None
             if event is not None:
                 events.append(event)
             if machine.idle:
@@ -341,7 +366,7 @@ class DeviceAnalytics:
     ) -> AlertEvent | None:
         """The detector alert, held while its evidence channel stays away from its baseline."""
         machine, hold = self._device_alert, self._hold
-        if machine.active is not None and self._held:
+        if machine.active is not None and hold.held:
             detected = max(detected, self._config.alerts.raise_threshold)
         name = self._names[top] if top >= 0 else DEVICE_CHANNEL
         value, seen = float(top_seen[0]), float(top_seen[1])
@@ -353,7 +378,6 @@ class DeviceAnalytics:
             else:
                 hold.stop()
                 self._hold_index = -1
-            self._held = False
         return event
 
     def _dropout_check(self, ts: float, events: list[AlertEvent]) -> None:

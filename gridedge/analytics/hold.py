@@ -83,7 +83,17 @@ class Hold:
         adapt_samples: how slowly the baseline follows the signal while held.
     """
 
-    __slots__ = ("_a", "_base", "_channel", "_dist", "_frozen", "_near", "_tol", "_tolerance")
+    __slots__ = (
+        "_a",
+        "_base",
+        "_channel",
+        "_dist",
+        "_frozen",
+        "_near",
+        "_tol",
+        "_tolerance",
+        "held",
+    )
 
     def __init__(self, tolerance: float = 4.0, adapt_samples: int = 720) -> None:
         self._tolerance = tolerance
@@ -92,6 +102,8 @@ class Hold:
         self._base = self._frozen = 0.0
         self._tol = 0.0
         self._dist = self._near = 0.0
+        self.held = False
+        """What the latest ``update`` returned (False after ``start`` and ``stop``)."""
 
     @property
     def channel(self) -> str | None:
@@ -107,10 +119,12 @@ class Hold:
         floor = 1e-3 * abs(before) + 1e-9  # a meter's resolution, roughly
         self._tol = self._tolerance * max(dev_before, floor)
         self._dist = self._near = 0.0
+        self.held = False
 
     def stop(self) -> None:
         """Stop watching (the alert cleared)."""
         self._channel = None
+        self.held = False
 
     def update(self, value: float) -> bool:
         """Learn the watched channel's new value; True while it is still away from baseline."""
@@ -118,4 +132,6 @@ class Hold:
         self._near += _SHORT * (abs(value - self._frozen) - self._near)
         self._base += self._a * (value - self._base)
         # Released when back at the baseline before the change, or at the slowly adapted one.
-        return self._dist > self._tol and self._near > self._tol
+        back = abs(value - self._frozen) <= self._tol  # this value alone is back already
+        self.held = self._dist > self._tol and self._near > self._tol and not back
+        return self.held

@@ -8,9 +8,12 @@
   current above the meter's rated current (``overload``): a fault of the supply or the load
   that no learning is needed to recognise;
 * ``rate``: the value changed faster than ``max_rate_per_s``;
-* ``flatline``: a channel that used to move repeated exactly the same non-zero value for
-  ``flatline_samples`` readings, and for half again as long as any earlier run of repeats (a
-  stuck sensor or a frozen register; a signal that plateaus by nature is left alone);
+* ``flatline``: a channel that used to move repeats exactly the same non-zero value (a stuck
+  sensor or a frozen register) for a run that its own rate of repeats makes rarer than one in
+  ``10 ** FLATLINE_SURPRISE`` (two or three readings of a channel that never repeats, dozens
+  of one that often does), or when the channels repeating at once are that rare together (a
+  frozen meter, from its first repeat); or for ``flatline_samples`` readings and half again as
+  long as any earlier run (a signal that plateaus by nature is left alone);
 * ``dropout``: the gap since the device's previous sample is more than ``dropout_factor`` times
   its usual interval (missed polls).
 """
@@ -31,6 +34,11 @@ BAND_SCORE = 0.85
 RATE_SCORE = 0.95
 FLATLINE_SCORE = 0.9
 DROPOUT_SCORE = 0.9
+FLATLINE_SURPRISE = 8.0
+"""``-log10`` of the chance of a run of repeats (by the channel's rate of repeats) that fires."""
+REPEAT_MEMORY = 2000
+"""Readings over which a channel's rate of repeats is learnt; its floor is one in this."""
+_JOINT_SURPRISE = 2.0 * FLATLINE_SURPRISE  # several channels repeating at once: a frozen meter
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +61,23 @@ _SCORES = np.array([0.0, LIMIT_SCORE, BAND_SCORE, BAND_SCORE, RATE_SCORE, FLATLI
 class RuleBank:
     """Limit, band, rate-of-change and flatline rules of every channel of one device."""
 
-    __slots__ = ("_limits", "_moved", "_primed", "_rated", "_state")
+    __slots__ = ("_checks", "_floor", "_limits", "_moved", "_primed", "_rated", "_state")
 
     # Rows of _limits: min, max, band min, band max, max rate, flatline samples (inf: off), and
     # the narrowest range of the four bounds (a value inside it breaks no range rule).
     _MIN, _MAX, _BAND_MIN, _BAND_MAX, _RATE, _FLAT, _LOW, _HIGH = range(8)
-    # Rows of _state: previous value, its time, repeats of it, longest earlier run of repeats.
-    _PREV, _PREV_TS, _REPEATS, _LONGEST = range(4)
+    # Rows of _state: previous value, its time, repeats of it, longest earlier run of repeats,
+    # the rate of repeats (with a prior of one in two).
+    _PREV, _PREV_TS, _REPEATS, _LONGEST, _SAME_RATE = range(5)
+    _ROWS = 5
+    _WARM = 100
+    """Samples the rates of repeats need before they can call a run rare."""
 
     def __init__(self, params: Sequence[RuleParams]) -> None:
         self._limits = np.zeros((8, 0))
-        self._state = np.zeros((4, 0))
+        self._state = np.zeros((self._ROWS, 0))
+        self._floor = 1.0 / REPEAT_MEMORY
+        self._checks = 0  # samples checked: the rates of repeats learn as a mean of as many
         self._moved = np.zeros(0, bool)
         self._primed = False
         self._rated = False
@@ -73,8 +87,9 @@ class RuleBank:
         """Add the rules of channels that appeared later."""
         extra = np.array([_limit_row(p) for p in params]).reshape(-1, 8).T
         self._limits = np.concatenate([self._limits, extra], axis=1)
-        fresh = np.zeros((4, len(params)))
+        fresh = np.zeros((self._ROWS, len(params)))
         fresh[self._PREV] = np.nan
+        fresh[self._SAME_RATE] = 0.5
         self._state = np.concatenate([self._state, fresh], axis=1)
         self._moved = np.concatenate([self._moved, np.zeros(len(params), bool)])
         self._primed = False
@@ -100,13 +115,38 @@ class RuleBank:
         moved = self._moved[sel] | changed
         self._moved[sel] = moved
         st[self._REPEATS, sel], st[self._LONGEST, sel] = repeats, longest
+        rare = self._rare_runs(sel, same & (values != 0.0), moved, repeats)
         ranged = ((values < lim[self._LOW, sel]) | (values > lim[self._HIGH, sel])).any()
-        stuck = ((repeats >= lim[self._FLAT, sel]) & moved).any()
+        stuck = rare is not None or ((repeats >= lim[self._FLAT, sel]) & moved).any()
         fired = None
         if ranged or stuck or self._rated:
-            fired = self._fired(ts, values, sel, moved, repeats, longest)
+            fired = self._fired(ts, values, sel, moved, repeats, longest, rare)
         st[self._PREV, sel], st[self._PREV_TS, sel] = values, ts
         return fired
+
+    def _rare_runs(
+        self,
+        sel: Index,
+        repeating: npt.NDArray[np.bool_],
+        moved: npt.NDArray[np.bool_],
+        repeats: Floats,
+    ) -> npt.NDArray[np.bool_] | None:
+        """Which of the ``repeating`` channels that ``moved`` before are in a run too rare for
+        their rate of repeats (alone, or together with the others repeating now); None when
+        none is. Then learns the rate.
+        """
+        st = self._state
+        self._checks += 1
+        rate = st[self._SAME_RATE, sel]
+        st[self._SAME_RATE, sel] = rate + (repeating - rate) / min(self._checks + 2, REPEAT_MEMORY)
+        repeating = repeating & moved
+        if self._checks <= self._WARM or not repeating.any():
+            return None
+        cost = np.where(repeating, -np.log10(np.maximum(rate, self._floor)), 0.0)
+        rare = (cost * repeats >= FLATLINE_SURPRISE) | (
+            (cost > 0.0) & (cost.sum() >= _JOINT_SURPRISE)
+        )
+        return rare if rare.any() else None
 
     def _fired(
         self,
@@ -116,6 +156,7 @@ class RuleBank:
         moved: npt.NDArray[np.bool_],
         repeats: Floats,
         longest: Floats,
+        rare: npt.NDArray[np.bool_] | None,
     ) -> tuple[npt.NDArray[np.intp], Floats] | None:
         """The codes and scores of ``check`` (state not yet moved on to ``values``)."""
         lim = self._limits[:, sel]
@@ -129,6 +170,8 @@ class RuleBank:
         too_fast = timed & (np.abs(values - prev) > lim[4] * np.where(timed, dt, 1.0))
         code = np.where((code == 0) & too_fast, 4, code)
         flat = moved & (values != 0.0) & (repeats >= lim[5]) & (repeats > 1.5 * longest)
+        if rare is not None:
+            flat |= rare & (lim[5] < np.inf)  # a channel whose flatline rule is on
         code = np.where((code == 0) & flat, 5, code)
         if not code.any():
             return None

@@ -160,6 +160,7 @@ def _detector(t: Table) -> DetectorParams:
         false_alerts_per_week=t.number(
             "false_alerts_per_week", d.false_alerts_per_week, positive=True
         ),
+        jump_level=t.number("jump_level", d.jump_level, min=0.0),
     )
     t.finish()
     return p
@@ -174,6 +175,7 @@ def _alerts(t: Table) -> AlertParams:
         raise_after_samples=t.integer("raise_after_samples", d.raise_after_samples, min=1),
         clear_after_samples=t.integer("clear_after_samples", d.clear_after_samples, min=1),
         min_active_samples=t.integer("min_active_samples", d.min_active_samples, min=1),
+        rearm_after_samples=t.integer("rearm_after_samples", d.rearm_after_samples, min=0),
     )
     if p.clear_threshold > p.raise_threshold:
         raise t.fail("clear_threshold", "expected at most raise_threshold (hysteresis)")

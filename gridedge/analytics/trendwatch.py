@@ -30,6 +30,7 @@ class _Trend:
             raise_after_samples=a.raise_after_samples,
             clear_after_samples=a.clear_after_samples,
             min_active_samples=a.min_active_samples,
+            rearm_after_samples=a.rearm_after_samples,
         )
         self.alert = AlertMachine(spec.channel, params)
 

@@ -77,3 +77,42 @@ def test_alert_envelopes_are_urgent_and_carry_the_evidence() -> None:
         "score": 0.8,
         "rule": "detector",
     }
+
+
+def test_a_cleared_alert_is_not_raised_again_before_it_re_arms() -> None:
+    """With rearm_after_samples=6 an alert that cleared is raised again only once six values
+    have passed since it was raised.
+    """
+    params = AlertParams(
+        raise_threshold=0.5,
+        clear_threshold=0.3,
+        clear_after_samples=1,
+        min_active_samples=1,
+        rearm_after_samples=6,
+    )
+    m = AlertMachine("voltage_l1", params)
+    scores = [0.9, 0.0, 0.9, 0.9, 0.0, 0.0, 0.9, 0.0]
+    states = [m.update(float(i), s, 230.0, "band") for i, s in enumerate(scores)]
+    got = [(i, e.state) for i, e in enumerate(states) if e is not None]
+    assert got == [
+        (0, AlertState.RAISED),
+        (1, AlertState.CLEARED),
+        (6, AlertState.RAISED),
+        (7, AlertState.CLEARED),
+    ]
+
+
+def test_a_machine_re_arming_is_not_idle_and_ticks_down() -> None:
+    """After clearing, the machine counts its re-arming down with tick() (three values after
+    the raise) and is then idle.
+    """
+    params = AlertParams(clear_after_samples=1, min_active_samples=1, rearm_after_samples=3)
+    m = AlertMachine("x", params)
+    m.update(0.0, 0.9, 1.0, "flatline")
+    m.update(1.0, 0.0, 1.0, "flatline")
+    assert m.active is None
+    assert not m.idle
+    m.tick()
+    assert not m.idle
+    m.tick()
+    assert m.idle

@@ -130,3 +130,56 @@ def test_holdoff_forgets_a_detection_after_its_window() -> None:
     out = [float(h.update(np.array([x]), ALL)[0]) for x in [0.8] + [0.0] * 12 + [0.6]]
     assert out[0] == 0.8
     assert out[-1] == 0.6
+
+
+def _jumpiness(series: list[list[float]]) -> list[float]:
+    """The bank's second largest jumpiness after each sample of several channels."""
+    det = DetectorBank(None, len(series))
+    cols = np.arange(len(series))
+    out = []
+    for i, values in enumerate(zip(*series, strict=True)):
+        det.update(T0 + 10.0 * i, np.array(values), ALL, cols)
+        out.append(det.jumpiest[0])
+    return out
+
+
+def test_channels_that_keep_jumping_are_jumpy_and_noise_is_not() -> None:
+    """Two channels modulated by a 60 s sine of 20 % (sampled every 10 s) pass the default
+    jump level within a dozen samples and stay near it; the same channels without it stay
+    well below, and one oscillating channel among calm ones is not enough.
+    """
+    rng = random.Random(2)
+    n, start = 1500, 1200
+
+    def channel(base: float, oscillating: bool) -> list[float]:
+        out = []
+        for i in range(n):
+            wave = (
+                0.2 * math.sin(2.0 * math.pi * 10.0 * i / 60.0)
+                if oscillating and i >= start
+                else 0.0
+            )
+            out.append(base * (1.0 + 0.01 * rng.gauss(0.0, 1.0)) * (1.0 + wave))
+        return out
+
+    level = DetectorParams().jump_level
+    both = _jumpiness([channel(30.0, True), channel(7000.0, True), channel(230.0, False)])
+    assert max(both[400:start]) < level - 0.5
+    assert max(both[start : start + 12]) >= level
+    assert sum(j >= level - 0.4 for j in both[start + 12 :]) >= 0.8 * (n - start - 12)
+    alone = _jumpiness([channel(30.0, True), channel(7000.0, False), channel(230.0, False)])
+    assert max(alone[400:]) < level - 0.5
+
+
+def test_the_holdoff_halving_starts_at_the_threshold_it_is_given() -> None:
+    """A raw score of 0.6 starts the halving at the bank's threshold of 0.5 (a later, larger
+    score is halved), but not at a given threshold of 0.7 (it passes whole).
+    """
+    burst = [0.6] + [0.0] * 11 + [0.65]
+    h = HoldoffBank(samples=20, threshold=0.5, channels=1)
+    halved = [float(h.update(np.array([x]), ALL)[0]) for x in burst]
+    h = HoldoffBank(samples=20, threshold=0.5, channels=1)
+    kept = [float(h.update(np.array([x]), ALL, 0.7)[0]) for x in burst]
+    assert halved[0] == kept[0] == 0.6
+    assert halved[-1] == 0.325
+    assert kept[-1] == 0.65

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -78,3 +79,30 @@ def test_a_counter_is_analysed_as_its_rate() -> None:
         scores.append(analytics.process(sample).channel_scores["energy_import"])
     assert scores[1400] > 0.5
     assert max(scores[400:1400]) < scores[1400]
+
+
+def test_an_oscillating_load_raises_an_alert_active_while_it_lasts() -> None:
+    """A load whose current and power swing by 20 % every 60 s (sampled every 10 s) for 100
+    samples raises a detector alert within 15 samples, active for most of the swing and
+    cleared soon after it; nothing is active before it.
+    """
+    rng = random.Random(7)
+    analytics = Analytics(AnalyticsConfig())
+    active = []
+    raised = []
+    for i in range(2200):
+        wave = 0.2 * math.sin(2.0 * math.pi * 10.0 * i / 60.0) if 2000 <= i < 2100 else 0.0
+        amps = 30.0 * (1.0 + 0.01 * rng.gauss(0.0, 1.0)) * (1.0 + wave)
+        values = {
+            "current_l1": amps,
+            "active_power_l1": 220.0 * amps,
+            "voltage_l1": 230.0 + rng.gauss(0.0, 0.5),
+        }
+        result = analytics.process(Sample("m", 1.7e9 + 10.0 * i, values))
+        active.append(result.active)
+        raised += [i for e in result.raised if e.rule == "detector"]
+    assert not any(active[400:2000])
+    assert raised
+    assert 2000 <= raised[0] <= 2015
+    assert sum(active[2000:2100]) >= 0.75 * 100
+    assert not any(active[2110:])

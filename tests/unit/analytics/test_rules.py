@@ -117,3 +117,38 @@ def test_supply_bands_come_from_the_nominal_values() -> None:
     assert supply_band("current_l2", 100.0, 0.1) == (None, 100.0)
     assert supply_band("frequency", 50.0, 0.1) == (None, None)
     assert supply_band("voltage_l1", 230.0, 0.0) == (None, None)
+
+
+def test_a_channel_that_never_repeats_is_flat_after_a_few_repeats() -> None:
+    """With a rate of repeats learnt from 1000 moving values (about one in a thousand), a run
+    of four repeats is rarer than the flatline surprise, two are not (the long
+    flatline_samples path is off here).
+    """
+    rules = ChannelRules(RuleParams(flatline_samples=10_000))
+    moving = [100.0 + 0.37 * i for i in range(1000)]
+    out = _run(rules, [*moving, 50.0, 50.0, 50.0, 50.0, 50.0])
+    assert set(out[:1003]) == {None}  # the change to 50 and the first two repeats
+    assert out[1004] == "flatline"
+
+
+def test_a_channel_that_often_repeats_needs_a_longer_run() -> None:
+    """A channel that repeats two values in three needs a run of dozens of repeats."""
+    rules = ChannelRules(RuleParams(flatline_samples=10_000))
+    often = [float(i // 3) + 1.0 for i in range(600)]  # every value three times
+    out = _run(rules, often + [700.0] * 80)
+    assert set(out[:630]) == {None}
+    assert "flatline" in out[630:]
+
+
+def test_a_frozen_meter_is_flat_from_its_first_repeat() -> None:
+    """Ten channels that never repeat, all repeating at once: rare together at once."""
+    bank = RuleBank([RuleParams(flatline_samples=10_000)] * 10)
+    hits = []
+    for i in range(210):
+        frozen = i >= 200
+        step = 199 if frozen else i
+        values = np.array([5.0 + 0.1 * step * (c + 1) for c in range(10)])
+        hit = bank.check(10.0 * i, values, slice(None))
+        hits.append(hit is not None and bool((hit[0] == RULES.index("flatline")).all()))
+    assert not any(hits[:200])
+    assert hits[200]  # the first sample that repeats the one before

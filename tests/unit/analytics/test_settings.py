@@ -39,8 +39,8 @@ def test_every_subsection_is_read() -> None:
     cfg = _parse(
         {
             "river_models": ["adwin"],
-            "detector": {"holdoff_samples": 20},
-            "alerts": {"raise_threshold": 0.7, "clear_threshold": 0.5},
+            "detector": {"holdoff_samples": 20, "jump_level": 2.5},
+            "alerts": {"raise_threshold": 0.7, "clear_threshold": 0.5, "rearm_after_samples": 9},
             "aggregate": {"windows_s": [300], "report_by_exception": True, "deadband": 0.2},
             "trend": {"horizons": [2, 4], "channels": [{"channel": "temperature", "above": 80}]},
             "overrides": [{"name": "frequency", "device": "mains", "max_rate_per_s": 0.5}],
@@ -48,6 +48,8 @@ def test_every_subsection_is_read() -> None:
     )
     assert cfg.river_models == (RiverModel.ADWIN,)
     assert cfg.detector.holdoff_samples == 20
+    assert cfg.detector.jump_level == 2.5
+    assert cfg.alerts.rearm_after_samples == 9
     assert cfg.alerts.raise_threshold == 0.7
     assert cfg.aggregate.windows_s == (300.0,)
     assert cfg.aggregate.report_by_exception
