@@ -86,6 +86,9 @@ class AnalyticsConfig:
     flatline_samples: int = 30
     dropout_factor: float = 3.0
     supply_band: float = 0.1
+    linger_s: float = 0.1
+    """How long the daemon's stage gathers samples of all meters before analysing them back
+    to back (warm caches cost less per value); 0 analyses each sample as it comes."""
     river_models: tuple[RiverModel, ...] = ()
     detector: DetectorParams = field(default_factory=DetectorParams)
     alerts: AlertParams = field(default_factory=AlertParams)
@@ -132,6 +135,7 @@ def parse_analytics(t: Table) -> AnalyticsConfig:
         flatline_samples=t.integer("flatline_samples", d.flatline_samples, min=0),
         dropout_factor=t.number("dropout_factor", d.dropout_factor, min=0.0),
         supply_band=t.number("supply_band", d.supply_band, min=0.0, max=1.0),
+        linger_s=t.number("linger_s", d.linger_s, min=0.0, max=1.0),
         river_models=tuple(RiverModel(m) for m in models),
         detector=_detector(t.table("detector")),
         alerts=_alerts(t.table("alerts")),

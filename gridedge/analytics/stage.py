@@ -1,14 +1,21 @@
 """The analytics stage of the daemon: a sink in front of the outbox sink.
 
 For every sample from a poll loop, :class:`AnalyticsSink` runs the analytics and passes the
-sample together with its alert, forecast and aggregate envelopes on in the same ``put`` call, so
-nothing is reported as handled before it is stored. With report-by-exception on, a sample
-carries only the channels that moved beyond their deadband (and is left out when none did); its
-aggregates still cover every value.
+sample together with its alert, forecast and aggregate envelopes on in the same ``put`` call to
+the inner sink, and a poll loop's ``put`` returns only once that call has, so nothing is
+reported as handled before it is stored. With report-by-exception on, a sample carries only the
+channels that moved beyond their deadband (and is left out when none did); its aggregates still
+cover every value.
+
+The stage gathers what the poll loops hand it for ``linger_s`` (or until ``MAX_GATHERED``
+calls wait) and analyses it back to back, then stores it in one call: between two samples
+analysed one at a time, the loop's I/O work evicts the analytics' code and state from the CPU
+caches, which nearly doubles their cost per value.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import Counter
@@ -23,6 +30,9 @@ from gridedge.log import get_logger
 from gridedge.model import Envelope, Kind, Record, Sample, Sink
 
 _log = get_logger("analytics")
+
+MAX_GATHERED = 512
+"""Waiting ``put`` calls that make the stage analyse and store at once, not after the linger."""
 
 
 def driver_limits(meters: Sequence[tuple[str, Driver]]) -> dict[str, Limits]:
@@ -95,6 +105,10 @@ class AnalyticsSink:
         limits: Mapping[str, Limits] | None = None,
     ) -> None:
         self._inner = inner
+        self._linger_s = config.linger_s
+        self._gathered: list[tuple[Sequence[Record], asyncio.Future[None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._storing: set[asyncio.Task[None]] = set()
         self.analytics = Analytics(config, limits)
         self.stats = AnalyticsStats(self.analytics.alerts_raised, self.analytics.alerts_active)
         # The latest anomaly score per channel, by device (read by the status page).
@@ -105,7 +119,7 @@ class AnalyticsSink:
         out: list[Record] = []
         stats = self.stats
         values_before = stats.values
-        t0 = time.process_time()
+        t0 = time.thread_time()
         for record in records:
             if not isinstance(record, Sample):
                 out.append(record)
@@ -119,7 +133,7 @@ class AnalyticsSink:
                 out.append(Sample(record.device, record.ts, result.report, record.quality))
             out.extend(result.envelopes)
             _log_alerts(result.envelopes)
-        spent = time.process_time() - t0
+        spent = time.thread_time() - t0
         stats.seconds += spent
         if values_before != stats.values:
             per_value = spent / (stats.values - values_before)
@@ -129,11 +143,68 @@ class AnalyticsSink:
         return out
 
     async def put(self, records: Sequence[Record]) -> None:
-        """Analyse, then store the sample and whatever the analytics produced in one call."""
-        await self._inner.put(self.process(records))
+        """Analyse, then store the sample and whatever the analytics produced; returns once
+        stored (gathered with other calls for ``linger_s`` first).
+        """
+        if self._linger_s <= 0.0:
+            await self._inner.put(self.process(records))
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._gathered.append((records, done))
+        if len(self._gathered) >= MAX_GATHERED:
+            self._store_gathered()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._linger_s, self._store_gathered)
+        # A cancelled caller (the daemon stopping) leaves its records gathered: they are
+        # analysed and stored all the same, by the timer or by ``flush``.
+        await done
+
+    def _store_gathered(self) -> None:
+        """Analyse everything gathered, in order, and start storing it in one call."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        gathered, self._gathered = self._gathered, []
+        if not gathered:
+            return
+        out: list[Record] = []
+        waiting: list[asyncio.Future[None]] = []
+        for records, done in gathered:
+            try:
+                out += self.process(records)
+            except Exception as exc:  # a bug in the analytics: that caller's poll loop counts it
+                if not done.done():
+                    done.set_exception(exc)
+                continue
+            waiting.append(done)
+        task = asyncio.get_running_loop().create_task(self._store(out, waiting))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+
+    async def _store(self, records: list[Record], waiting: list[asyncio.Future[None]]) -> None:
+        try:
+            await self._inner.put(records)
+        except asyncio.CancelledError:
+            for done in waiting:
+                done.cancel()
+            raise
+        except Exception as exc:  # an outbox failure reaches every caller, as it would have
+            for done in waiting:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for done in waiting:
+            if not done.done():
+                done.set_result(None)
 
     async def flush(self) -> None:
-        """Store the aggregates of every open window; called once polling has stopped."""
+        """Store what is gathered, then the aggregates of every open window; called once
+        polling has stopped.
+        """
+        self._store_gathered()
+        while self._storing:
+            await asyncio.gather(*self._storing, return_exceptions=True)
         envelopes = self.analytics.flush()
         if envelopes:
             await self._inner.put(envelopes)

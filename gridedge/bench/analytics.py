@@ -4,7 +4,9 @@ without River.
 ``us_per_value`` is the CPU time of the daemon's analytics stage (rules, detectors, alerts,
 aggregates; default settings) per channel value, measured on one simulated SDM630 meter (38
 channels) whose samples go through :class:`~gridedge.analytics.stage.AnalyticsSink` into a real
-outbox, after a warm-up; ``stage_us_per_value`` adds the outbox's share of the wall time.
+outbox one ``put`` at a time, after a warm-up; ``stage_us_per_value`` adds the outbox's share of
+the wall time. ``us_per_value_gathered`` is the same for a site whose stage gathers 50 meters'
+samples per linger (5,000 meters at 10 s over the default 100 ms) and analyses them back to back.
 ``bytes_per_channel`` is the memory the analytics hold per analysed channel (traced allocations,
 20 devices of 38 channels, after 1,200 samples each, default settings), and
 ``bytes_per_channel_growth_after_warmup`` how much of it came during the second 600 (the state
@@ -18,6 +20,7 @@ is ``us_per_value`` with the multivariate detector on (it is off by default).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -29,6 +32,8 @@ from gridedge.model import Record, Sample
 
 BENCH_METERS = 10
 BENCH_DRIVER = "eastron-sdm630"
+GATHERED_METERS = 50
+"""Meters whose samples the stage gathers in one linger: 5,000 meters at 10 s over 100 ms."""
 
 _RSS_SCRIPT = """
 import json, resource, sys, time
@@ -55,7 +60,7 @@ print(json.dumps({"rss_mb": rss_mb, "import_s": import_s}))
 """
 
 
-def _readings(samples: int) -> list[Sample]:
+def _readings(samples: int, meters: int = BENCH_METERS) -> list[Sample]:
     from gridedge.drivers import BUILTIN_DRIVERS_DIR, load_drivers
     from gridedge.simulator.faults import FaultPlan
     from gridedge.simulator.physics import MeterSimulator, SimulationParams
@@ -63,7 +68,7 @@ def _readings(samples: int) -> list[Sample]:
     driver = load_drivers([BUILTIN_DRIVERS_DIR])[BENCH_DRIVER]
     sims = [
         MeterSimulator(f"m{i}", driver, SimulationParams(), FaultPlan(rate_per_hour=2.0), i)
-        for i in range(BENCH_METERS)
+        for i in range(meters)
     ]
     out = []
     for k in range(samples):
@@ -138,12 +143,14 @@ def _bytes_per_channel(samples: Sequence[Sample], devices: int = 20) -> tuple[fl
 
 
 async def _stage_through_outbox(
-    samples: Sequence[Sample], warm: int, multivariate: bool = False
+    samples: Sequence[Sample], warm: int, multivariate: bool = False, gathered: bool = False
 ) -> tuple[float, float, int]:
     """(analytics CPU s, wall s, values) of the timed samples through the stage into an
-    outbox.
+    outbox: one ``put`` at a time, or (``gathered``) the samples of one timestamp as
+    concurrent calls, as the poll loops of that many meters make them within one linger.
     """
     import tempfile
+    from itertools import groupby
     from pathlib import Path
 
     from gridedge.analytics.multivariate import MultivariateParams
@@ -155,19 +162,28 @@ async def _stage_through_outbox(
     from gridedge.outbox.store import open_outbox
 
     driver = load_drivers([BUILTIN_DRIVERS_DIR])[BENCH_DRIVER]
+    devices = sorted({s.device for s in samples})
+    if gathered:
+        rounds = [list(group) for _, group in groupby(samples, key=lambda s: s.ts)]
+    else:
+        rounds = [[s] for s in samples]
     with tempfile.TemporaryDirectory(prefix="gridedge-bench-") as tmp:
         # No commit delay (each put waits for its commit) and no expiry of the old readings.
         path = Path(tmp) / "outbox.sqlite3"
         config = OutboxConfig(path=path, max_age_s=1e12, commit_interval_s=0.0)
         async with open_outbox(config) as outbox:
-            analytics = AnalyticsConfig(multivariate=MultivariateParams(enabled=multivariate))
-            stage = AnalyticsSink(OutboxSink(outbox), analytics, driver_limits([("m0", driver)]))
-            for sample in samples[:warm]:
-                await stage.put([sample])
+            analytics = AnalyticsConfig(
+                multivariate=MultivariateParams(enabled=multivariate),
+                linger_s=0.001 if gathered else 0.0,
+            )
+            limits = driver_limits([(d, driver) for d in devices])
+            stage = AnalyticsSink(OutboxSink(outbox), analytics, limits)
+            for together in rounds[:warm]:
+                await asyncio.gather(*(stage.put([s]) for s in together))
             cpu0, values0 = stage.stats.seconds, stage.stats.values
             wall0 = time.perf_counter()
-            for sample in samples[warm:]:
-                await stage.put([sample])
+            for together in rounds[warm:]:
+                await asyncio.gather(*(stage.put([s]) for s in together))
             wall = time.perf_counter() - wall0
     return stage.stats.seconds - cpu0, wall, stage.stats.values - values0
 
@@ -188,16 +204,19 @@ def bench_analytics(seconds: float) -> dict[str, Any]:
     for env in envelopes:
         stage.process([env])
     wall = time.perf_counter() - wall0
-    import asyncio
-
     one = _one_meter(max(2000, int(seconds * 400)))
     warm = len(one) // 2
     cpu, stage_wall, timed = asyncio.run(_stage_through_outbox(one, warm))
     cpu_mv, _, timed_mv = asyncio.run(_stage_through_outbox(one, warm, multivariate=True))
+    site = _readings(max(200, int(seconds * 20)), GATHERED_METERS)
+    cpu_g, _, timed_g = asyncio.run(
+        _stage_through_outbox(site, len(site) // GATHERED_METERS // 2, gathered=True)
+    )
     per_channel, growth = _bytes_per_channel(one[:1200])
     return {
         "us_per_value": round(cpu / timed * 1e6, 2),
         "us_per_value_with_multivariate": round(cpu_mv / timed_mv * 1e6, 2),
+        "us_per_value_gathered": round(cpu_g / timed_g * 1e6, 2),
         "stage_us_per_value": round(stage_wall / timed * 1e6, 2),
         "bytes_per_channel": round(per_channel),
         "bytes_per_channel_growth_after_warmup": round(growth, 1),

@@ -328,6 +328,16 @@ def _analytics_families(analytics: AnalyticsStats | None) -> Iterator[Metric]:
         "Analytics processing time per channel value (recent average).",
         analytics.seconds_per_value,
     )
+    yield CounterMetricFamily(
+        "gridedge_analytics_cpu_seconds",
+        "CPU seconds the analytics have spent since start.",
+        analytics.seconds,
+    )
+    yield CounterMetricFamily(
+        "gridedge_analytics_values",
+        "Channel values the analytics have analysed since start.",
+        analytics.values,
+    )
 
 
 def _reading_families(meters: list[MeterState], now: float) -> Iterator[Metric]:

@@ -68,7 +68,9 @@ async def test_upstream_and_analytics_state_is_read_from_their_state_objects() -
         "cloud": upstream_state("cloud", published=10, acked=9, reconnects=2, last_publish_ts=T0),
         "backup": upstream_state("backup", connected=False),
     }
-    analytics = AnalyticsStats(Counter(critical=3), Counter(critical=1, warning=2), 2.5e-5)
+    analytics = AnalyticsStats(
+        Counter(critical=3), Counter(critical=1, warning=2), 2.5e-5, values=4000, seconds=0.1
+    )
     samples = await scrape(make_runtime(upstreams=upstreams, analytics=analytics))
     assert samples['gridedge_upstream_connected{upstream="cloud"}'] == 1
     assert samples['gridedge_upstream_connected{upstream="backup"}'] == 0
@@ -80,6 +82,8 @@ async def test_upstream_and_analytics_state_is_read_from_their_state_objects() -
     assert samples['gridedge_alerts_raised_total{severity="critical"}'] == 3
     assert samples['gridedge_alerts_active{severity="warning"}'] == 2
     assert samples["gridedge_analytics_seconds_per_value"] == 2.5e-5
+    assert samples["gridedge_analytics_cpu_seconds_total"] == 0.1
+    assert samples["gridedge_analytics_values_total"] == 4000
 
 
 async def test_no_analytics_and_a_fresh_upstream_leave_only_their_own_metrics_out() -> None:
