@@ -76,7 +76,10 @@ async def run(
         analytics: AnalyticsSink | None = None
         if config.analytics.enabled:
             meters = [(m.id, config.drivers[m.driver]) for m in config.meters]
-            sink = analytics = AnalyticsSink(sink, config.analytics, driver_limits(meters))
+            shortest = min((m.interval_s for m in config.meters), default=None)
+            limits = driver_limits(meters)
+            analytics = AnalyticsSink(sink, config.analytics, limits, shortest_interval_s=shortest)
+            sink = analytics
             runtime.analytics = analytics.stats
             board.use_scores(analytics.scores)
         links = await open_links(config.meters, config.drivers, stack, runtime.buses)

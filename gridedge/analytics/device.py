@@ -12,8 +12,7 @@ channels with a rule firing or an alert active go through a Python loop.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +24,7 @@ from gridedge.analytics.consistency import CONSISTENCY_SCORE, ConsistencyAlerts
 from gridedge.analytics.detectors import JUMP_HYSTERESIS, DetectorBank, HoldoffBank, jump_score
 from gridedge.analytics.device_models import DeviceModels
 from gridedge.analytics.hold import Hold, ReferenceBank
+from gridedge.analytics.result import DeviceScorer, Result
 from gridedge.analytics.rules import RULES, DropoutRule, RuleBank, RuleParams, supply_band
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.analytics.trendwatch import TrendWatch
@@ -52,30 +52,6 @@ DEVICE_CHANNEL = "*"
 WEEK_S = 7 * 86400.0
 _COUNTERS = frozenset(n for n, info in CHANNELS.items() if "energy" in info.quantity)
 """Channels that only ever count up: their detectors see the rate, not the reading."""
-
-
-class DeviceScorer(Protocol):
-    """An extra device-level detector (e.g. a multi-channel model) whose score joins the
-    device's detector score (the larger one counts).
-    """
-
-    def score(self, sample: Sample) -> float:
-        """The score in [0, 1] of one sample (its usable values), then learn it."""
-        ...
-
-
-@dataclass(slots=True)
-class Result:
-    """What one sample produced."""
-
-    score: float
-    channel_scores: dict[str, float]
-    envelopes: list[Envelope]
-    raised: list[AlertEvent] = field(default_factory=list)
-    report: dict[str, float] | None = None
-    forecasts: dict[str, dict[int, float]] = field(default_factory=dict)
-    active: bool = False
-    """Whether any alert of the device is active after this sample."""
 
 
 class _Layout(NamedTuple):
@@ -119,6 +95,8 @@ class DeviceAnalytics:
         self._index: dict[str, int] = {}
         self._analysed = np.zeros(0, bool)
         self._counter = np.zeros(0, bool)
+        self._counting = False  # any channel is a counter
+        self._loud = (-1, 0.0, 0.0)  # (values, per_alarm) -> the score that starts a hold-off
         self._last = np.zeros((2, 0))  # a counter's previous reading and its time
         self._ar = np.arange(0)
         self._layouts: dict[tuple[str, ...], _Layout] = {}
@@ -180,6 +158,7 @@ class DeviceAnalytics:
         extra = len(new)
         self._analysed = np.concatenate([self._analysed, [p is not None for p in params]])
         self._counter = np.concatenate([self._counter, [n in _COUNTERS for n in new]])
+        self._counting = bool(self._counter.any())
         self._last = np.concatenate([self._last, np.full((2, extra), np.nan)], axis=1)
         self._ar = np.arange(len(self._names))
         self._alerting = np.concatenate([self._alerting, np.zeros(extra, bool)])
@@ -275,7 +254,7 @@ class DeviceAnalytics:
         channel and values or None). Rules alert per channel; detector scores per device.
         """
         seen = values
-        if self._counter.any():
+        if self._counting:
             seen = self._rates(ts, values, sel)
         self._refs.update(seen, sel)
         h = self._hold_index
@@ -284,7 +263,14 @@ class DeviceAnalytics:
             if len(at):
                 self._hold.update(float(seen[at[0]]))
         # Only a score that would raise a device alert starts the halving of the ones after it.
-        loud = uncorrected(self._config.detector.alert_threshold, len(values), self._per_alarm())
+        per_alarm, n, threshold = (
+            self._per_alarm(),
+            len(values),
+            self._config.detector.alert_threshold,
+        )
+        if self._loud[:2] != (n, per_alarm):  # kept: it changes with these alone
+            self._loud = (n, per_alarm, uncorrected(threshold, n, per_alarm))
+        loud = self._loud[2]
         score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel, loud)
         best, top, top_seen = 0.0, -1, (0.0, 0.0)
         if len(score):

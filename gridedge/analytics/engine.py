@@ -16,14 +16,8 @@ import numpy as np
 
 from gridedge.analytics.alerts import AlertState
 from gridedge.analytics.calibrate import SURPRISE_HALF, SurpriseBank, corrected
-from gridedge.analytics.device import (
-    DEVICE_CHANNEL,
-    ChannelLimits,
-    DeviceAnalytics,
-    DeviceScorer,
-    Limits,
-    Result,
-)
+from gridedge.analytics.device import DEVICE_CHANNEL, ChannelLimits, DeviceAnalytics, Limits
+from gridedge.analytics.result import DeviceScorer, Result
 from gridedge.analytics.rules import supply_band
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.model import Envelope, Kind, Quality, Sample

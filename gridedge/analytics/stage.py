@@ -96,16 +96,29 @@ class AnalyticsStats:
 
 
 class AnalyticsSink:
-    """Runs the analytics on each sample, then hands everything to ``inner``."""
+    """Runs the analytics on each sample, then hands everything to ``inner``.
+
+    Args:
+        inner: the sink that stores.
+        config: the ``[analytics]`` section.
+        limits: physical limits per device and channel (from the drivers).
+        shortest_interval_s: the shortest poll interval of the meters: the stage lingers a
+            tenth of it at most.
+    """
 
     def __init__(
         self,
         inner: Sink,
         config: AnalyticsConfig,
         limits: Mapping[str, Limits] | None = None,
+        *,
+        shortest_interval_s: float | None = None,
     ) -> None:
         self._inner = inner
-        self._linger_s = config.linger_s
+        # A poll loop waits for its sample to be stored: the gathering may cost it a tenth of
+        # its interval at most, or a fast meter would miss ticks.
+        cap = shortest_interval_s / 10.0 if shortest_interval_s is not None else math.inf
+        self._linger_s = min(config.linger_s, cap)
         self._gathered: list[tuple[Sequence[Record], asyncio.Future[None]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._storing: set[asyncio.Task[None]] = set()

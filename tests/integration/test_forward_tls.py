@@ -97,8 +97,9 @@ async def test_refused_connection_is_logged_once_and_retried_without_a_crash(
             assert not task.done()
             assert not state.connected
             assert state.acked == 0
-            assert runtime.outbox is not None
-            assert runtime.outbox.appended_total > 0
+            outbox = runtime.outbox
+            assert outbox is not None
+            await until(lambda: outbox.appended_total > 0, 10, "a sample stored meanwhile")
     failures = [e for e in logs if e["event"] == "forward.connection.failed"]
     assert failures[0]["log_level"] == "warning"
     assert reason in failures[0]["error"].lower(), failures[0]["error"]

@@ -1,5 +1,6 @@
 """The analytics stage gathers the poll loops' calls for ``linger_s`` and stores them together,
-and each call still returns only once its records are stored."""
+and each call still returns only once its records are stored.
+"""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ async def test_a_failing_analysis_fails_only_its_own_call() -> None:
         stage.put([_sample("b", 0)]),
         return_exceptions=True,
     )
-    assert results[0] is None and results[2] is None
+    assert results[0] is None
+    assert results[2] is None
     assert isinstance(results[1], RuntimeError)
     assert inner.calls == [[f"a@{T0:g}", f"b@{T0:g}"]]
 
@@ -144,3 +146,14 @@ async def test_results_do_not_depend_on_the_linger(linger_s: float) -> None:
             reference.process([_sample(f"m{i}", k)])
     assert stage.scores == reference.scores
     assert sum(len(c) for c in inner.calls) == 90
+
+
+async def test_the_linger_is_a_tenth_of_the_shortest_poll_interval_at_most() -> None:
+    """A meter polled every 50 ms waits 5 ms for the gathering, not the configured minute."""
+    inner = GatedSink()
+    stage = AnalyticsSink(inner, AnalyticsConfig(linger_s=60.0), shortest_interval_s=0.05)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(stage.put([_sample("m", 0)]), 5.0)
+    assert loop.time() - started < 1.0
+    assert inner.calls == [[f"m@{T0:g}"]]
