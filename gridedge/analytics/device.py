@@ -21,6 +21,7 @@ from gridedge.analytics.aggregate import Deadband, WindowBank
 from gridedge.analytics.alerts import AlertEvent, AlertMachine, AlertState, Severity
 from gridedge.analytics.calibrate import Floats, Index, corrected, uncorrected
 from gridedge.analytics.consistency import CONSISTENCY_SCORE, ConsistencyAlerts
+from gridedge.analytics.counters import CounterRates
 from gridedge.analytics.detectors import JUMP_HYSTERESIS, DetectorBank, HoldoffBank, jump_score
 from gridedge.analytics.device_models import DeviceModels
 from gridedge.analytics.hold import Hold, ReferenceBank
@@ -28,7 +29,6 @@ from gridedge.analytics.result import DeviceScorer, Result
 from gridedge.analytics.rules import RULES, DropoutRule, RuleBank, RuleParams, supply_band
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.analytics.trendwatch import TrendWatch
-from gridedge.channels import CHANNELS
 from gridedge.model import Envelope, Sample
 
 
@@ -50,8 +50,6 @@ DEVICE_CHANNEL = "*"
 """The channel name of device-level alerts (dropout, multi-channel models)."""
 
 WEEK_S = 7 * 86400.0
-_COUNTERS = frozenset(n for n, info in CHANNELS.items() if "energy" in info.quantity)
-"""Channels that only ever count up: their detectors see the rate, not the reading."""
 
 
 class _Layout(NamedTuple):
@@ -77,6 +75,38 @@ class DeviceAnalytics:
         scorers: extra device-level detectors (see :class:`DeviceScorer`).
     """
 
+    __slots__ = (
+        "_active",
+        "_alerting",
+        "_analysed",
+        "_ar",
+        "_config",
+        "_consistency",
+        "_counters",
+        "_deadband",
+        "_detector",
+        "_device_alert",
+        "_dropout",
+        "_dropout_alert",
+        "_hold",
+        "_hold_index",
+        "_holdoff",
+        "_index",
+        "_layouts",
+        "_limits",
+        "_loud",
+        "_machines",
+        "_models",
+        "_names",
+        "_only",
+        "_refs",
+        "_rules",
+        "_trends",
+        "_windows",
+        "device",
+        "scorers",
+    )
+
     def __init__(
         self,
         device: str,
@@ -94,10 +124,8 @@ class DeviceAnalytics:
         self._names: list[str] = []
         self._index: dict[str, int] = {}
         self._analysed = np.zeros(0, bool)
-        self._counter = np.zeros(0, bool)
-        self._counting = False  # any channel is a counter
+        self._counters = CounterRates()
         self._loud = (-1, 0.0, 0.0)  # (values, per_alarm) -> the score that starts a hold-off
-        self._last = np.zeros((2, 0))  # a counter's previous reading and its time
         self._ar = np.arange(0)
         self._layouts: dict[tuple[str, ...], _Layout] = {}
         d = config.detector
@@ -157,9 +185,7 @@ class DeviceAnalytics:
             self._names.append(name)
         extra = len(new)
         self._analysed = np.concatenate([self._analysed, [p is not None for p in params]])
-        self._counter = np.concatenate([self._counter, [n in _COUNTERS for n in new]])
-        self._counting = bool(self._counter.any())
-        self._last = np.concatenate([self._last, np.full((2, extra), np.nan)], axis=1)
+        self._counters.grow(new)
         self._ar = np.arange(len(self._names))
         self._alerting = np.concatenate([self._alerting, np.zeros(extra, bool)])
         self._rules.grow([p if p is not None else RuleParams() for p in params])
@@ -254,8 +280,8 @@ class DeviceAnalytics:
         channel and values or None). Rules alert per channel; detector scores per device.
         """
         seen = values
-        if self._counting:
-            seen = self._rates(ts, values, sel)
+        if self._counters.any:  # a counter's detectors see its rate, not the reading
+            seen = self._counters.seen(ts, values, sel)
         self._refs.update(seen, sel)
         h = self._hold_index
         if h >= 0:
@@ -304,16 +330,6 @@ class DeviceAnalytics:
         """Device samples per false alarm the budget allows (one week's worth over it)."""
         interval, budget = self._dropout.interval_s, self._config.detector.false_alerts_per_week
         return (WEEK_S / interval if interval > 0.0 else 1.0) / budget
-
-    def _rates(self, ts: float, values: Floats, sel: Index) -> Floats:
-        """What the detectors see: the reading, or a counter's increase per second."""
-        last = self._last
-        before, before_ts = last[0, sel], last[1, sel]  # views when ``sel`` is a slice
-        dt = ts - before_ts
-        valid = ~np.isnan(before) & (dt > 0.0)
-        rate = np.where(valid, (values - before) / np.where(valid, dt, 1.0), 0.0)
-        last[0, sel], last[1, sel] = values, ts
-        return np.where(self._counter[sel], rate, values)
 
     def _rule_alerts(
         self,
