@@ -148,7 +148,8 @@ ADAPTERS: dict[str, tuple[str, ...]] = {
     "prometheus_client": ("ops/metrics.py",),
     "aiohttp": ("ops/http.py",),
     "structlog": ("log.py",),
-    "numpy": ("analytics/", "simulator/"),
+    # numpy is a computing library: the analytics, the simulator, and the shortest float32 text.
+    "numpy": ("analytics/", "simulator/", "links/modbus/precision.py"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,6 +34,16 @@ def test_the_shortest_float32_decimal_reads_back_as_the_same_register(raw: float
     short = shortest_float32(raw)
     assert _F32.pack(short) == _F32.pack(raw)
     assert len(repr(short)) <= len(repr(raw))
+
+
+@given(_finite_f32.filter(lambda v: 1e-30 < abs(v) < 1e6))
+def test_no_decimal_with_fewer_digits_reads_back_as_the_same_register(raw: float) -> None:
+    """The decimal chosen is the shortest: with one significant digit fewer, none packs back."""
+    digits = len(Decimal(repr(shortest_float32(raw))).normalize().as_tuple().digits)
+    if digits > 1:
+        # Were any decimal of fewer digits to read back, the nearest one would (it is closer).
+        fewer = float(f"{raw:.{digits - 1}g}")
+        assert _F32.pack(fewer) != _F32.pack(raw)
 
 
 @given(st.integers(min_value=-32768, max_value=32767))
