@@ -203,9 +203,13 @@ class AnalyticsSink:
                 done.cancel()
             raise
         except Exception as exc:  # an outbox failure reaches every caller, as it would have
+            told = 0
             for done in waiting:
                 if not done.done():
                     done.set_exception(exc)
+                    told += 1
+            if not told:  # its callers were cancelled (a stop): nobody else would say it
+                _log.error("analytics.store_failed", records=len(records), error=repr(exc)[:200])
             return
         for done in waiting:
             if not done.done():

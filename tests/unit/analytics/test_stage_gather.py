@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from structlog.testing import capture_logs
 
 from gridedge.analytics.settings import AnalyticsConfig
 from gridedge.analytics.stage import MAX_GATHERED, AnalyticsSink
@@ -157,3 +158,20 @@ async def test_the_linger_is_a_tenth_of_the_shortest_poll_interval_at_most() -> 
     await asyncio.wait_for(stage.put([_sample("m", 0)]), 5.0)
     assert loop.time() - started < 1.0
     assert inner.calls == [[f"m@{T0:g}"]]
+
+
+async def test_a_failed_store_that_no_caller_hears_is_logged() -> None:
+    """When every caller was cancelled (a stop), the store's failure is logged, not lost."""
+    inner = GatedSink()
+    inner.fail = OutboxError("disk gone")
+    stage = _stage(inner, linger_s=60.0)
+    call = asyncio.create_task(stage.put([_sample("m", 0)]))
+    await asyncio.sleep(0.01)
+    call.cancel()
+    await asyncio.gather(call, return_exceptions=True)
+    with capture_logs() as logs, pytest.raises(OutboxError):
+        await stage.flush()  # then the open windows' aggregates fail to store, and it says so
+    failed = [e for e in logs if e["event"] == "analytics.store_failed"]
+    assert len(failed) == 1
+    assert failed[0]["records"] == 1
+    assert "disk gone" in failed[0]["error"]
