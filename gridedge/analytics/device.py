@@ -94,7 +94,6 @@ class DeviceAnalytics:
         "_index",
         "_layouts",
         "_limits",
-        "_loud",
         "_machines",
         "_models",
         "_names",
@@ -125,7 +124,6 @@ class DeviceAnalytics:
         self._index: dict[str, int] = {}
         self._analysed = np.zeros(0, bool)
         self._counters = CounterRates()
-        self._loud = (-1, 0.0, 0.0)  # (values, per_alarm) -> the score that starts a hold-off
         self._ar = np.arange(0)
         self._layouts: dict[tuple[str, ...], _Layout] = {}
         d = config.detector
@@ -289,14 +287,7 @@ class DeviceAnalytics:
             if len(at):
                 self._hold.update(float(seen[at[0]]))
         # Only a score that would raise a device alert starts the halving of the ones after it.
-        per_alarm, n, threshold = (
-            self._per_alarm(),
-            len(values),
-            self._config.detector.alert_threshold,
-        )
-        if self._loud[:2] != (n, per_alarm):  # kept: it changes with these alone
-            self._loud = (n, per_alarm, uncorrected(threshold, n, per_alarm))
-        loud = self._loud[2]
+        loud = uncorrected(self._config.detector.alert_threshold, len(values), self._per_alarm())
         score = self._holdoff.update(self._detector.update(ts, seen, sel, cols), sel, loud)
         best, top, top_seen = 0.0, -1, (0.0, 0.0)
         if len(score):

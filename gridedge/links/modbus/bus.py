@@ -32,13 +32,12 @@ from typing import Protocol
 
 from gridedge.drivers import RegisterTable
 from gridedge.errors import (
-    CodecError,
     DeviceFaultError,
     DeviceUnreachableError,
     FrameError,
     LinkError,
 )
-from gridedge.links.modbus.codec import FUNCTION_CODES, check_read_response
+from gridedge.links.modbus.codec import FUNCTION_CODES, check_answer
 from gridedge.links.modbus.planner import BIT_TABLES
 from gridedge.links.modbus.reasons import os_reason
 from gridedge.links.modbus.settings import (
@@ -130,10 +129,7 @@ class MbapClient:
             raise FrameError(device, f"unit {unit_id}: undecodable response ({exc})") from exc
         except OSError as exc:  # ConnectionError included
             raise DeviceUnreachableError(device, f"bus {self._name}: {exc}") from exc
-        try:
-            check_read_response(pdu, table, count)
-        except CodecError as exc:
-            raise FrameError(device, f"unit {unit_id}: {exc}") from exc
+        check_answer(device, unit_id, pdu, table, count)
         if pdu[0] & 0x80:
             raise DeviceFaultError(device, pdu[1], address)
         if table in BIT_TABLES:

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Mapping, Sequence
 
 from gridedge.drivers import Channel, Computed, ComputeOp, DataType, Order, RegisterTable
-from gridedge.errors import CodecError
+from gridedge.errors import CodecError, FrameError
 from gridedge.links.modbus.planner import (
     BIT_TABLES,
     ReadRequest,
@@ -287,6 +287,16 @@ def check_read_response(pdu: bytes, table: RegisterTable, count: int) -> None:
             f"byte count {got} with {len(pdu) - 2} data bytes, expected {expected} "
             f"for {count} {table.value} values"
         )
+
+
+def check_answer(device: str, unit_id: int, pdu: bytes, table: RegisterTable, count: int) -> None:
+    """:func:`check_read_response` on a link: a response that does not fit the request is a
+    :class:`~gridedge.errors.FrameError` of ``device``.
+    """
+    try:
+        check_read_response(pdu, table, count)
+    except CodecError as exc:
+        raise FrameError(device, f"unit {unit_id}: {exc}") from exc
 
 
 def read_scale_factors(request: ReadRequest, registers: Sequence[int]) -> dict[int, int]:

@@ -32,8 +32,8 @@ from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from gridedge.drivers import RegisterTable
-from gridedge.errors import CodecError, DeviceFaultError, DeviceUnreachableError, FrameError
-from gridedge.links.modbus.codec import check_read_response
+from gridedge.errors import DeviceFaultError, DeviceUnreachableError, FrameError
+from gridedge.links.modbus.codec import check_answer
 from gridedge.links.modbus.planner import BIT_TABLES
 from gridedge.links.modbus.reasons import open_failure
 from gridedge.links.modbus.settings import (
@@ -174,10 +174,7 @@ class PymodbusClient:
             raise FrameError(device, f"unit {unit_id}: {exc}") from exc
         except OSError as exc:
             raise DeviceUnreachableError(device, f"bus {self._name}: {exc}") from exc
-        try:
-            check_read_response(self._guard.pdu, table, count)
-        except CodecError as exc:
-            raise FrameError(device, f"unit {unit_id}: {exc}") from exc
+        check_answer(device, unit_id, self._guard.pdu, table, count)
         if response.isError():
             raise DeviceFaultError(device, int(response.exception_code), address)
         return _payload(device, response, table, count)
