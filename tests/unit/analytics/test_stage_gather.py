@@ -117,7 +117,7 @@ async def test_flush_stores_what_cancelled_callers_left_gathered() -> None:
     inner = GatedSink()
     stage = _stage(inner, linger_s=60.0)
     calls = [asyncio.create_task(stage.put([_sample(f"m{i}", 0)])) for i in range(3)]
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the tasks made above run up to their wait for the store
     for c in calls:
         c.cancel()
     await asyncio.gather(*calls, return_exceptions=True)
@@ -166,7 +166,7 @@ async def test_a_failed_store_that_no_caller_hears_is_logged() -> None:
     inner.fail = OutboxError("disk gone")
     stage = _stage(inner, linger_s=60.0)
     call = asyncio.create_task(stage.put([_sample("m", 0)]))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the tasks made above run up to their wait for the store
     call.cancel()
     await asyncio.gather(call, return_exceptions=True)
     with capture_logs() as logs, pytest.raises(OutboxError):
