@@ -62,6 +62,8 @@ class FarmRun:
     analytics: bool
     engine: str = "pymodbus"
     """The emulators' Modbus TCP server: ``pymodbus`` or ``gridedge`` (its own framing)."""
+    batch_scope: str = "device"
+    """The upstream's ``batch_scope``: ``device`` or ``gateway``."""
 
 
 def _driver_toml() -> str:
@@ -151,6 +153,7 @@ def _config_toml(folder: Path, run: FarmRun, broker: int, farm: list[tuple[int, 
         "[http]\nenabled = false\n"
         f"[analytics]\nenabled = {'true' if run.analytics else 'false'}\n"
         f'[[upstreams]]\nname = "farm"\nhost = "127.0.0.1"\nport = {broker}\ntls = false\n'
+        f'batch_scope = "{run.batch_scope}"\n'
     )
     for k, (port, _, units) in enumerate(farm):
         text += (
@@ -172,10 +175,12 @@ class _Received:
     def on_message(self, topic: str, payload: bytes) -> None:
         from gridedge.forward.payload import unpack
 
-        if not topic.endswith("/sample"):
+        if not topic.endswith(("/sample", "/batch")):
             return
         now = time.time()
         for entry in unpack(payload):
+            if entry.get("kind") != "sample":
+                continue
             self.seqs[int(entry["seq"])] += 1
             ts = datetime.fromisoformat(str(entry["ts"]).replace("Z", "+00:00")).timestamp()
             self.samples.append((ts, now))
@@ -244,6 +249,7 @@ async def _measure(run: FarmRun, folder: Path) -> dict[str, Any]:
         "connections": run.connections,
         "analytics": run.analytics,
         "farm_engine": run.engine,
+        "batch_scope": run.batch_scope,
         "seconds": round(t1 - t0, 1),
         "cpu_s_per_1k_values": round((cpu1 - cpu0) / values * 1000, 5) if values else None,
         "kernel_share_of_cpu": round((sys1 - sys0) / (cpu1 - cpu0), 2) if cpu1 > cpu0 else None,
@@ -274,9 +280,11 @@ def bench_farm(
     connections: int = FARM_CONNECTIONS,
     headroom: bool = False,
     engine: str = "pymodbus",
+    batch_scope: str = "device",
 ) -> dict[str, Any]:
     """Analytics off, then on (or, with ``headroom``, growing farms until delivery < 99 %);
-    ``engine`` is the emulators' server (``gridedge``: about half the CPU per request).
+    ``engine`` is the emulators' server (``gridedge``: about half the CPU per request),
+    ``batch_scope`` the upstream's.
     """
     length = FARM_SECONDS if seconds is None else seconds
     if connections < 1 or meters < connections or meters > 247 * connections:
@@ -285,13 +293,13 @@ def bench_farm(
     if not headroom:
         return {
             "cpus": cpus,
-            "analytics_off": _run(FarmRun(meters, connections, length, False, engine)),
-            "analytics_on": _run(FarmRun(meters, connections, length, True, engine)),
+            "analytics_off": _run(FarmRun(meters, connections, length, False, engine, batch_scope)),
+            "analytics_on": _run(FarmRun(meters, connections, length, True, engine, batch_scope)),
         }
     runs: list[dict[str, Any]] = []
     n, most = meters, 247 * connections
     while True:
-        result = _run(FarmRun(n, connections, length, True, engine))
+        result = _run(FarmRun(n, connections, length, True, engine, batch_scope))
         runs.append(result)
         if result["delivered_ratio"] < 0.99 or n >= most:
             break

@@ -26,13 +26,15 @@ def run_bench(
     connections: int | None = None,
     headroom: bool = False,
     farm_engine: str = "pymodbus",
+    farm_batch_scope: str = "device",
     soak: SoakPlan | None = None,
     fleet_meters: int | None = None,
     fleet_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Run every section (or ``only`` one) for about ``seconds`` each (default 10; ``farm``:
     30 per run); ``drain`` runs until its backlog (default 1,000,000 samples) is delivered.
-    ``meters``, ``connections``, ``headroom`` and ``farm_engine`` shape the ``farm`` section.
+    ``meters``, ``connections``, ``headroom``, ``farm_engine`` and ``farm_batch_scope`` shape
+    the ``farm`` section.
     ``soak`` runs only when asked for by name: its ``plan`` (default :class:`SoakPlan`) sets
     its length, minutes
     rather than seconds. ``fleet`` (minutes long, only when named) runs ``fleet_meters`` meters
@@ -84,5 +86,6 @@ def run_bench(
             connections=connections or FARM_CONNECTIONS,
             headroom=headroom,
             engine=farm_engine,
+            batch_scope=farm_batch_scope,
         )
     return result

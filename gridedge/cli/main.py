@@ -167,6 +167,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         connections=args.connections,
         headroom=args.headroom,
         farm_engine=args.farm_engine,
+        farm_batch_scope=args.farm_batch_scope,
         fleet_meters=args.fleet_meters,
         fleet_minutes=args.fleet_minutes,
     )
@@ -289,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("pymodbus", "gridedge"),
         default="pymodbus",
         help="farm: the emulators' Modbus TCP server (gridedge: about half the CPU per request)",
+    )
+    p.add_argument(
+        "--farm-batch-scope",
+        choices=("device", "gateway"),
+        default="device",
+        help="farm: the upstream's batch_scope (gateway: one message for many meters)",
     )
     p.add_argument(
         "--fleet-meters",

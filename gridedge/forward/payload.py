@@ -3,8 +3,9 @@ r"""Topics and JSON payloads of forwarded envelopes (pure).
 Topics: ``{prefix}/{site}/{gateway}/{device}/{kind}`` for envelopes, and the retained
 ``{prefix}/{site}/{gateway}/status`` (``online``/``offline``) for the gateway itself.
 
-A message carries the envelopes of one device and kind, in seq order. One envelope is sent
-as one flat object::
+A message carries the envelopes of one device and kind, in seq order (with ``batch_scope =
+"gateway"``, several such messages travel together: see :mod:`.gateway_batch`). One envelope
+is sent as one flat object::
 
     {"gateway": "gw-1", "epoch": "9f2c4e1a7b3d5f60", "seq": 42,
      "ts": "2026-01-05T10:00:00.250000Z", "device": "mains", "kind": "sample",
@@ -73,6 +74,11 @@ class Identity:
     def status_topic(self) -> str:
         """The retained ``online``/``offline`` topic of the gateway."""
         return f"{self.prefix}/{self.site}/{self.gateway}/status"
+
+    @property
+    def batch_topic(self) -> str:
+        """The topic of messages that carry several devices' envelopes (``batch_scope``)."""
+        return f"{self.prefix}/{self.site}/{self.gateway}/batch"
 
     @property
     def health_topic(self) -> str:
@@ -202,9 +208,7 @@ def _pack(
     groups: dict[tuple[str, str], list[Envelope]] = {}
     for envelope in envelopes:
         groups.setdefault((envelope.device, envelope.kind.value), []).append(envelope)
-    gateway = _fast_json(identity.gateway)
-    if identity.epoch:
-        gateway += ',"epoch":' + _fast_json(identity.epoch)
+    gateway = gateway_json(identity)
     messages: list[Message] = []
     for (device, kind), members in groups.items():
         topic = identity.topic(device, kind)
@@ -219,6 +223,14 @@ def _pack(
                 )
                 messages.extend(_row_messages(topic, head, run, max_bytes))
     return messages
+
+
+def gateway_json(identity: Identity) -> str:
+    """The value of a message's ``gateway`` key, with the ``epoch`` key after it when set."""
+    gateway = _fast_json(identity.gateway)
+    if identity.epoch:
+        gateway += ',"epoch":' + _fast_json(identity.epoch)
+    return gateway
 
 
 def _object_messages(
@@ -360,6 +372,13 @@ def unpack(payload: bytes) -> list[dict[str, Any]]:
     if not isinstance(obj, dict) or "gateway" not in obj:
         raise ValueError("not a gridedge envelope message")
     head = {key: obj[key] for key in ("gateway", "epoch") if key in obj}
+    if "messages" in obj:
+        # batch_scope = "gateway": the device messages, each without gateway and epoch.
+        return [entry for inner in obj["messages"] for entry in _unpack_inner(inner, head)]
+    return _unpack_inner(obj, head)
+
+
+def _unpack_inner(obj: dict[str, Any], head: dict[str, Any]) -> list[dict[str, Any]]:
     if "rows" in obj:
         names = obj["channels"]
         return [
@@ -375,5 +394,5 @@ def unpack(payload: bytes) -> list[dict[str, Any]]:
             for row in obj["rows"]
         ]
     if "envelopes" not in obj:
-        return [obj]
+        return [{**head, **obj}]
     return [{**head, **entry} for entry in obj["envelopes"]]

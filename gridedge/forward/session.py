@@ -22,9 +22,10 @@ from typing import Protocol
 from gridedge.errors import BrokerUnavailableError, ForwardError, MessageRefusedError
 from gridedge.forward.backoff import RateLimit
 from gridedge.forward.compression import compressor
+from gridedge.forward.gateway_batch import merge_json, merge_lines
 from gridedge.forward.ledger import Ledger
 from gridedge.forward.payload import Identity, Message, pack
-from gridedge.forward.settings import UpstreamConfig
+from gridedge.forward.settings import BatchScope, PayloadFormat, UpstreamConfig
 from gridedge.forward.state import UpstreamState
 from gridedge.log import get_logger
 from gridedge.model import Envelope
@@ -135,12 +136,24 @@ class Session:
         self._cursor = upstream.ledger.cursor
         self._compression = upstream.config.compression
         self._compress = compressor(self._compression)
+        config = upstream.config
+        self._merge = (
+            None
+            if config.batch_scope is BatchScope.DEVICE
+            else merge_lines
+            if config.format is PayloadFormat.INFLUX
+            else merge_json
+        )
         publisher.on_close(upstream.wake.set)
 
-    def _pack(self, envelopes: Sequence[Envelope]) -> list[Message]:
-        """Messages carrying ``envelopes``, batches compressed as the upstream asks."""
+    def _pack(self, envelopes: Sequence[Envelope], *, urgent: bool = False) -> list[Message]:
+        """Messages carrying ``envelopes``, merged across devices and compressed as the
+        upstream asks (alerts keep their device topics).
+        """
         up = self._up
         messages = up.pack(envelopes, up.identity, up.config.max_batch_bytes)
+        if self._merge is not None and not urgent:
+            messages = self._merge(messages, up.identity, up.config.max_batch_bytes)
         compress = self._compress
         if compress is None:
             return messages
@@ -209,7 +222,7 @@ class Session:
             taken = ledger.take_urgent(urgent)
             if up.mirror is not None:
                 self._side(up.mirror.on_envelopes(taken))
-            for message in self._pack(taken):
+            for message in self._pack(taken, urgent=True):
                 self._send(message, urgent=True)
                 progressed = True
         self._rate_delay = 0.0

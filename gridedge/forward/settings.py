@@ -32,6 +32,16 @@ class BatchLayout(StrEnum):
     """One object per envelope, channel names repeated in each."""
 
 
+class BatchScope(StrEnum):
+    """Which envelopes one message may carry."""
+
+    DEVICE = "device"
+    """Envelopes of one device and kind, on that device's topic."""
+    GATEWAY = "gateway"
+    """Every device's samples, statuses and aggregates together, on the gateway's ``batch``
+    topic (alerts keep their device topics)."""
+
+
 class PayloadFormat(StrEnum):
     """How envelopes are written into MQTT messages."""
 
@@ -86,6 +96,8 @@ class UpstreamConfig:
         format: ``json`` or ``influx`` (line protocol) for envelope messages.
         compression: ``none``, ``gzip`` or ``zstd`` for messages carrying several envelopes.
         batch_layout: ``columns`` or ``objects``, for JSON messages carrying several samples.
+        batch_scope: ``device`` (one device's envelopes per message) or ``gateway`` (all
+            devices' in one message, far fewer messages on a big site).
         home_assistant: publish Home Assistant MQTT discovery and a flat state topic per meter.
         discovery_prefix: Home Assistant's discovery prefix.
         health_interval_s: seconds between retained ``health`` messages of the gateway; 0 for
@@ -124,6 +136,7 @@ class UpstreamConfig:
     format: PayloadFormat = PayloadFormat.JSON
     compression: Compression = Compression.NONE
     batch_layout: BatchLayout = BatchLayout.COLUMNS
+    batch_scope: BatchScope = BatchScope.DEVICE
     home_assistant: bool = False
     discovery_prefix: str = "homeassistant"
     health_interval_s: float = 60.0
@@ -191,6 +204,7 @@ def _upstream(t: Table, gateway_id: str, base_dir: Path) -> UpstreamConfig:
         format=t.choice("format", PayloadFormat, d.format),
         compression=t.choice("compression", Compression, d.compression),
         batch_layout=t.choice("batch_layout", BatchLayout, d.batch_layout),
+        batch_scope=t.choice("batch_scope", BatchScope, d.batch_scope),
         home_assistant=t.boolean("home_assistant", d.home_assistant),
         discovery_prefix=_discovery_prefix(t),
         health_interval_s=t.number("health_interval_s", d.health_interval_s, min=0.0, max=86400),

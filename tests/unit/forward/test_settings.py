@@ -95,6 +95,7 @@ def test_relative_tls_and_password_files_resolve_against_the_config_folder(
         ({"puback_timeout_s": 0}, "upstreams[0].puback_timeout_s", "at least 0.1"),
         ({"stall_after_s": "soon"}, "upstreams[0].stall_after_s", "expected a number"),
         ({"batch_layout": "rows"}, "upstreams[0].batch_layout", "'columns', 'objects'"),
+        ({"batch_scope": "site"}, "upstreams[0].batch_scope", "'device', 'gateway'"),
     ],
 )
 def test_upstream_mistakes_name_their_dotted_key(
