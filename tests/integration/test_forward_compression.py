@@ -135,3 +135,47 @@ async def test_a_compressed_batch_arrives_announced_and_decodes_to_what_was_stor
                 assert entry == recorder.plain[entry["seq"]]
                 checked += 1
     assert checked >= 6
+
+
+async def test_gateway_scope_carries_what_device_scope_carries(
+    tmp_path: Path, fresh_broker: Broker
+) -> None:
+    """batch_scope = "gateway" through a real mosquitto, across an outage: every meter's
+    messages arrive together, zstd-compressed, and hold exactly the
+    envelopes a device-scope upstream received, in fewer messages.
+    """
+    if not _zstd_installed():
+        pytest.skip("zstandard is not installed")
+    port = fresh_broker.ports["plain"]
+    recorder = Recorder(port, MQTTProtocolVersion.MQTTv311)
+    table = upstream(
+        "up", port, None, batch_scope="gateway", compression="zstd", max_batch_bytes=65536
+    )
+    plain = upstream("plain", port, None, topic_prefix="plain", max_batch_bytes=65536)
+    config = gateway_config(tmp_path, [table, plain], meters=12, interval_s=0.1)
+    try:
+        async with running_gateway(config):
+            await until(lambda: len(recorder.plain) > 50, 20, "live envelopes")
+            fresh_broker.stop()
+            await asyncio.sleep(1.5)
+            fresh_broker.start()
+            await until(lambda: len(recorder.compressed()) >= 3, 20, "gateway batches")
+            seen = max(recorder.plain)
+            await until(lambda: max(recorder.plain) > seen + 100, 20, "the plain upstream")
+    finally:
+        recorder.stop()
+    gateway: dict[int, dict[str, Any]] = {}
+    devices_per_message = []
+    for payload, _ in recorder.messages:
+        text = decompress(payload) if not payload.startswith(b"{") else payload
+        entries = unpack(text)
+        if entries[0]["kind"] == "alert":
+            continue
+        devices_per_message.append(len({e["device"] for e in entries}))
+        for entry in entries:
+            gateway[entry["seq"]] = entry
+    common = gateway.keys() & recorder.plain.keys()
+    assert len(common) > 100
+    assert all(gateway[seq] == recorder.plain[seq] for seq in common)
+    assert max(devices_per_message) > 1  # meters travelled together
+    assert len(devices_per_message) < len(common) / 2
