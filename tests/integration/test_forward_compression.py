@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gridedge.config import Config
 from gridedge.forward.compression import GZIP_MAGIC, ZSTD_MAGIC, decompress
 from gridedge.forward.payload import unpack
 from tests.integration.broker import Broker
@@ -85,6 +86,25 @@ def _zstd_installed() -> bool:
     return False
 
 
+async def _through_an_outage(
+    recorder: Recorder, broker: Broker, config: Config, *, live: int, outage_s: float, after: int
+) -> None:
+    """Run the gateway until ``live`` plain envelopes arrived, stop the broker for
+    ``outage_s``, then wait for three compressed messages and ``after`` more plain envelopes.
+    """
+    try:
+        async with running_gateway(config):
+            await until(lambda: len(recorder.plain) > live, 20, "live envelopes")
+            broker.stop()
+            await asyncio.sleep(outage_s)  # the outage itself, not a synchronisation
+            broker.start()
+            await until(lambda: len(recorder.compressed()) >= 3, 20, "compressed batches")
+            seen = max(recorder.plain)
+            await until(lambda: max(recorder.plain) > seen + after, 20, "the plain upstream")
+    finally:
+        recorder.stop()
+
+
 @pytest.mark.parametrize(
     ("compression", "protocol", "magic"),
     [("gzip", "5", GZIP_MAGIC), ("zstd", "3.1.1", ZSTD_MAGIC), ("zstd", "5", ZSTD_MAGIC)],
@@ -106,18 +126,8 @@ async def test_a_compressed_batch_arrives_announced_and_decodes_to_what_was_stor
     )
     plain = upstream("plain", port, None, topic_prefix="plain", max_batch_bytes=32768)
     config = gateway_config(tmp_path, [table, plain], meters=20, interval_s=0.05)
-    try:
-        async with running_gateway(config):
-            await until(lambda: len(recorder.plain) > 20, 20, "live envelopes")
-            # Live envelopes go out one by one as they come; a backlog goes out in batches.
-            fresh_broker.stop()
-            await asyncio.sleep(2.0)
-            fresh_broker.start()
-            await until(lambda: len(recorder.compressed()) >= 3, 20, "compressed batches")
-            seen = max(recorder.plain)
-            await until(lambda: max(recorder.plain) > seen + 50, 20, "the plain upstream")
-    finally:
-        recorder.stop()
+    # Live envelopes go out one by one as they come; a backlog goes out in batches.
+    await _through_an_outage(recorder, fresh_broker, config, live=20, outage_s=2.0, after=50)
     checked = 0
     for payload, props in recorder.compressed():
         assert payload.startswith(magic)
@@ -153,17 +163,7 @@ async def test_gateway_scope_carries_what_device_scope_carries(
     )
     plain = upstream("plain", port, None, topic_prefix="plain", max_batch_bytes=65536)
     config = gateway_config(tmp_path, [table, plain], meters=12, interval_s=0.1)
-    try:
-        async with running_gateway(config):
-            await until(lambda: len(recorder.plain) > 50, 20, "live envelopes")
-            fresh_broker.stop()
-            await asyncio.sleep(1.5)
-            fresh_broker.start()
-            await until(lambda: len(recorder.compressed()) >= 3, 20, "gateway batches")
-            seen = max(recorder.plain)
-            await until(lambda: max(recorder.plain) > seen + 100, 20, "the plain upstream")
-    finally:
-        recorder.stop()
+    await _through_an_outage(recorder, fresh_broker, config, live=50, outage_s=1.5, after=100)
     gateway: dict[int, dict[str, Any]] = {}
     devices_per_message = []
     for payload, _ in recorder.messages:
