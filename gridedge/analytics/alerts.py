@@ -158,9 +158,14 @@ class AlertMachine:
     def raise_now(
         self, ts: float, value: float, rule: str, severity: Severity
     ) -> AlertEvent | None:
-        """Raise at once (device-level rules such as dropout); None when already active."""
-        if self._raised is not None:
+        """Raise at once (device-level rules such as dropout); None when already active or
+        still re-arming, so a flaky spell is one alert.
+        """
+        if self._rearm > 0:
+            self._rearm -= 1
+        if self._raised is not None or self._rearm > 0:
             return None
         event = AlertEvent(AlertState.RAISED, severity, self._channel, ts, value, 1.0, rule, ts)
         self._raised, self._active, self._calm = event, 1, 0
+        self._rearm = self._p.rearm_after_samples
         return event

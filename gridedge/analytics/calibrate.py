@@ -113,10 +113,19 @@ class SurpriseBank:
         self._seen = pad(self._seen, extra, 0.0)
         self._top = pad(self._top, extra, 0.0)
 
-    def update(self, distances: Floats, sel: Index, cols: npt.NDArray[np.intp]) -> Floats:
+    def update(
+        self,
+        distances: Floats,
+        sel: Index,
+        cols: npt.NDArray[np.intp],
+        quiet: int = -1,
+        learn_quiet: bool = True,
+    ) -> Floats:
         """The surprise of each distance (``views`` x channels ``sel``), then learn them.
 
         ``cols`` holds the channel indices of ``sel`` (``sel`` itself when it is an array).
+        View ``quiet`` (none when negative) scores 0 this time and, unless ``learn_quiet``,
+        is not learnt either (a view whose distance does not mean anything yet).
         """
         tails = self._tails
         lx = np.log1p(distances)
@@ -138,7 +147,12 @@ class SurpriseBank:
             s += np.where(rare, self.BEYOND * beyond, 0.0)
         # Learn: the bin goes to the pending batch; every FOLD values the batch's weights are
         # added to every tail sum at or below their bins (one pass for the whole batch).
-        self._pending[self._npend][:, sel] = i
+        pending = self._pending[self._npend]
+        pending[:, sel] = i
+        if quiet >= 0:
+            s[quiet] = 0.0
+            if not learn_quiet:
+                pending[quiet, sel] = _SKIP
         self._top[:, sel] = np.maximum(self._top[:, sel], np.minimum(lx, self._span))
         self._npend += 1
         if self._npend == self.FOLD:

@@ -48,6 +48,8 @@ JUMP_HYSTERESIS = 0.4
 _JUMP_RATE = 0.25  # weight of the newest step in the jumpiness: about four values
 _JUMP_CLIP = 4.0  # a change counts at most this many typical changes into the typical change
 _VIEWS = 4  # level, step, seasonal, persistence
+_SEASON_VIEW = 2
+_MUTE, _LEARNT, _SCORED = range(3)  # phases of the seasonal view
 _TINY = 1e-150
 """Deviations at or below this count as none: a distance over them could overflow."""
 
@@ -110,14 +112,15 @@ class DetectorBank:
         "_a_step",
         "_a_two",
         "_bins",
-        "_cells",
         "_complete",
         "_jump_cap",
         "_jump_floor",
         "_jumps",
         "_p",
         "_profile",
+        "_season_n",
         "_settle",
+        "_since",
         "_state",
         "_surprise",
         "_young",
@@ -138,7 +141,7 @@ class DetectorBank:
         self._a_short = 1.0 / p.short_samples
         self._a_two = np.array([[self._a_long], [self._a_step]])
         self._bins = p.seasonal_bins
-        # Per time-of-day bin: every channel has seen it at least twice (the steady case).
+        # Per time-of-day bin: every channel has a value in it (the steady case).
         self._complete = np.zeros(max(1, p.seasonal_bins), bool)
         self._settle = min(p.warmup_samples // 2, 100)
         self._state = np.zeros((self._ROWS, channels))
@@ -151,10 +154,15 @@ class DetectorBank:
         """The second largest jumpiness among the channels of the latest ``update`` and its
         position in that update's values (0.0 and -1 with fewer than two channels)."""
         # Per time-of-day bin: the mean (float32 is ample for a profile; NaN until the bin sees
-        # its channel's first value) and the device's samples in it (only from the second on
-        # does a residual count).
+        # its channel's first value).
         self._profile = np.full((max(1, p.seasonal_bins), channels), np.nan, np.float32)
-        self._cells = np.zeros(max(1, p.seasonal_bins), np.int64)
+        # Per bin: the day of its first value. Within that day a residual compares a value with
+        # minutes before it, not with another day: neither learnt nor scored.
+        self._since = np.full(max(1, p.seasonal_bins), np.inf)
+        # Samples compared with an earlier day: the typical residual is learnt from the first,
+        # the surprise of the seasonal distance from the settle-th on, and it is scored after
+        # ``warmup_samples`` more and from the bin's third day.
+        self._season_n = 0
         self._surprise = SurpriseBank(_VIEWS, channels, p.calibration_samples)
         self._young = True
 
@@ -200,8 +208,7 @@ class DetectorBank:
         st[self._LEVEL, sel], st[self._VAR, sel], st[self._PREV, sel] = level, var, values
         st[self._STEP_VAR, sel] = step_var
         z_season = np.zeros(len(values))
-        if self._bins:
-            z_season = self._seasonal(ts, values, sel, z_season)
+        phase = self._seasonal(ts, values, sel, z_season) if self._bins else _MUTE
         persist = st[self._PERSIST, sel]
         persist = persist + self._a_short * (np.log1p(z_level) - persist)
         st[self._PERSIST, sel] = persist
@@ -212,7 +219,9 @@ class DetectorBank:
         out = np.zeros(len(n))
         if learn.any():
             sub = cols[learn]
-            s = self._surprise.update(distances[:, learn], sub, sub).max(axis=0)
+            s = self._surprise.update(distances[:, learn], sub, sub, *self._quiet(phase)).max(
+                axis=0
+            )
             out[learn] = np.where(n[learn] > self._p.warmup_samples, s / (s + SURPRISE_HALF), 0.0)
         return out
 
@@ -235,14 +244,13 @@ class DetectorBank:
         moved[1] = values
         st[0:2, sel] = moved
         st[2:4, sel] = var + a * (e * e - var)
-        if self._bins:
-            self._seasonal(ts, values, sel, z[2])
+        phase = self._seasonal(ts, values, sel, z[2]) if self._bins else _MUTE
         persist = st[self._PERSIST, sel]
         persist += self._a_short * (np.log1p(z[0]) - persist)
         st[self._PERSIST, sel] = persist
         np.expm1(persist, out=z[3])
         self._jumpiness(ae[1], n, sel, None)
-        s: Floats = self._surprise.update(z, sel, cols).max(axis=0)
+        s: Floats = self._surprise.update(z, sel, cols, *self._quiet(phase)).max(axis=0)
         return s / (s + SURPRISE_HALF)
 
     def _jumpiness(
@@ -273,32 +281,46 @@ class DetectorBank:
         k = int(np.argpartition(jump, -2)[-2])
         self.jumpiest = (float(jump[k]), k)
 
-    def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> Floats:
-        """Distance from this time of day's usual value, in typical residuals, into ``out``
-        (then learnt).
+    @staticmethod
+    def _quiet(phase: int) -> tuple[int, bool]:
+        """The ``quiet`` and ``learn_quiet`` arguments of the surprise update for a phase."""
+        return (-1, True) if phase == _SCORED else (_SEASON_VIEW, phase == _LEARNT)
+
+    def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> int:
+        """Distance from this time of day's usual value on earlier days, in typical residuals,
+        into ``out`` (then learnt); returns its phase: muted, learnt only, or scored.
         """
+        day = ts // DAY_S
         b = int((ts % DAY_S) / DAY_S * self._bins)
         mean = self._profile[b, sel]
         st = self._state
         resid = st[self._RESID, sel]
         r = values - mean
+        if self._since[b] >= day:  # the bin's first day (or a clock that went back)
+            learnt = mean + self._p.seasonal_rate * r
+            self._profile[b, sel] = np.where(np.isnan(mean), values, learnt)
+            self._since[b] = min(self._since[b], day)
+            return _MUTE
+        n = self._season_n = self._season_n + 1
+        rate = max(1.0 / n, 0.002)
         ar = np.abs(r)
         if self._complete[b]:
             np.divide(ar, resid, out=out, where=resid > _TINY)
-            st[self._RESID, sel] = resid + 0.002 * (ar - resid)
+            st[self._RESID, sel] = np.where(resid < 0.0, ar, resid + rate * (ar - resid))
             self._profile[b, sel] = mean + self._p.seasonal_rate * r
-            return out
-        empty = np.isnan(mean)
-        counted = ~empty & (resid > _TINY)
-        if self._cells[b] >= 1:
-            np.divide(ar, resid, out=out, where=counted)
-        ar = np.where(empty, 0.0, ar)
-        learnt = np.where(resid < 0.0, ar, resid + 0.002 * (ar - resid))
-        st[self._RESID, sel] = np.where(empty, resid, learnt)
-        self._profile[b, sel] = np.where(empty, values, mean + self._p.seasonal_rate * r)
-        self._cells[b] += 1
-        self._complete[b] = self._cells[b] >= 2 and not np.isnan(self._profile[b]).any()
-        return out
+        else:
+            empty = np.isnan(mean)
+            np.divide(ar, resid, out=out, where=~empty & (resid > _TINY))
+            ar = np.where(empty, 0.0, ar)
+            learnt = np.where(resid < 0.0, ar, resid + rate * (ar - resid))
+            st[self._RESID, sel] = np.where(empty, resid, learnt)
+            self._profile[b, sel] = np.where(empty, values, mean + self._p.seasonal_rate * r)
+            self._complete[b] = not np.isnan(self._profile[b]).any()
+        if n <= self._settle:
+            return _MUTE
+        # Scored from the bin's third day: the second one calibrates the view at any rate.
+        young = n <= self._settle + self._p.warmup_samples or self._since[b] >= day - 1.0
+        return _LEARNT if young else _SCORED
 
 
 def _safe_sd(var: Floats) -> Floats:

@@ -382,6 +382,7 @@ class DeviceAnalytics:
         elif machine.active is not None:
             event = machine.update(ts, 0.0, 0.0, "dropout")
         else:
+            machine.tick()
             return
         if event is not None:
             events.append(event)

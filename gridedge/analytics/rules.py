@@ -15,11 +15,12 @@
   frozen meter, from its first repeat); or for ``flatline_samples`` readings and half again as
   long as any earlier run (a signal that plateaus by nature is left alone);
 * ``dropout``: the gap since the device's previous sample is more than ``dropout_factor`` times
-  its usual interval (missed polls).
+  its usual interval (missed polls), and gaps that long are rare for this device.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -192,15 +193,37 @@ def _limit_row(p: RuleParams) -> tuple[float, ...]:
     )
 
 
-class DropoutRule:
-    """Notices gaps between a device's samples that are much longer than usual."""
+GAP_MEMORY = 2000
+"""Gaps over which a device's rate of long gaps is learnt (a decaying count)."""
+GAP_PRIOR = 1000.0
+"""Regular gaps assumed before any was seen, so a new device's first long gap counts."""
+GAP_RARITY = 0.005
+"""A long gap is a dropout only while gaps at least as long are rarer than this among the
+device's gaps: a source that is irregular by nature (one in ten gaps long) stops alerting."""
+_GAP_BINS = 40
+_BINS_PER_OCTAVE = 4.0
 
-    __slots__ = ("_factor", "_interval", "_last")
+
+class DropoutRule:
+    """Notices gaps between a device's samples that are much longer than usual, and rarer than
+    the device's own long gaps.
+
+    A gap over ``factor`` usual intervals is a candidate; it counts as a dropout while gaps at
+    least as long (in quarter-octave bins of gap over usual interval) make up less than
+    :data:`GAP_RARITY` of the last :data:`GAP_MEMORY` or so gaps. Memory is fixed: one
+    decaying count per bin.
+    """
+
+    __slots__ = ("_factor", "_interval", "_last", "_long", "_total", "_weight")
 
     def __init__(self, factor: float) -> None:
         self._factor = factor
         self._interval = 0.0
         self._last: float | None = None
+        self._long = [0.0] * _GAP_BINS
+        self._total = GAP_PRIOR
+        # Decay by growing the weight of new gaps instead of shrinking every count.
+        self._weight = 1.0
 
     @property
     def interval_s(self) -> float:
@@ -218,11 +241,28 @@ class DropoutRule:
         if usual <= 0.0:
             self._interval = gap
             return None
-        if self._factor > 0 and gap > self._factor * usual:
-            return gap
-        # Follow changes of the poll interval slowly, and only with gaps that were not dropouts.
-        self._interval = usual + 0.05 * (gap - usual)
-        return None
+        weight = self._weight = self._weight * _GROWTH
+        self._total += weight
+        if weight > 1e12:
+            self._rescale()
+        if self._factor <= 0 or gap <= self._factor * usual:
+            # Follow changes of the poll interval slowly, and only with gaps that were not long.
+            self._interval = usual + 0.05 * (gap - usual)
+            return None
+        octaves = math.log2(gap / (self._factor * usual))
+        index = min(int(octaves * _BINS_PER_OCTAVE), _GAP_BINS - 1)
+        longer = sum(self._long[index:])
+        self._long[index] += self._weight
+        return gap if longer < GAP_RARITY * self._total else None
+
+    def _rescale(self) -> None:
+        scale = 1.0 / self._weight
+        self._long = [c * scale for c in self._long]
+        self._total *= scale
+        self._weight = 1.0
+
+
+_GROWTH = 1.0 / (1.0 - 1.0 / GAP_MEMORY)
 
 
 def supply_band(

@@ -116,3 +116,24 @@ def test_a_machine_re_arming_is_not_idle_and_ticks_down() -> None:
     assert not m.idle
     m.tick()
     assert m.idle
+
+
+def test_a_rule_raised_at_once_re_arms_like_any_other() -> None:
+    """raise_now (dropout) is refused while the alert is active or re-arming, so gaps that
+    recur within rearm_after_samples values of the first are one alert.
+    """
+    params = AlertParams(clear_after_samples=1, min_active_samples=1, rearm_after_samples=4)
+    m = AlertMachine("device", params)
+    first = m.raise_now(0.0, 70.0, "dropout", Severity.WARNING)
+    assert first is not None
+    assert first.state is AlertState.RAISED
+    assert m.raise_now(1.0, 70.0, "dropout", Severity.WARNING) is None  # still active
+    cleared = m.update(2.0, 0.0, 0.0, "dropout")
+    assert cleared is not None
+    assert cleared.state is AlertState.CLEARED
+    assert m.raise_now(3.0, 70.0, "dropout", Severity.WARNING) is None  # re-arming
+    m.tick()
+    m.tick()
+    again = m.raise_now(6.0, 70.0, "dropout", Severity.WARNING)
+    assert again is not None
+    assert again.ts == 6.0

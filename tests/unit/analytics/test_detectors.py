@@ -115,6 +115,42 @@ def test_surprise_views_and_channels_are_calibrated_apart() -> None:
     assert out[1, 1] < 1.0 < 3.0 < out[1, 0]
 
 
+def test_a_quiet_view_scores_zero_and_is_learnt_only_when_asked() -> None:
+    """View 1 quiet and not learnt: it scores 0 and a distance of 8 stays rare in it; quiet but
+    learnt: it scores 0 and 8 becomes common; view 0 is scored as usual throughout.
+    """
+    rng = random.Random(5)
+    muted, learnt = (SurpriseBank(views=2, channels=1, memory=1000) for _ in range(2))
+    for _ in range(1500):
+        d = np.array([[abs(rng.gauss(0.0, 1.0))], [abs(rng.gauss(8.0, 1.0))]])
+        out_m = muted.update(d, ALL, ONE, quiet=1, learn_quiet=False)
+        out_l = learnt.update(d, ALL, ONE, quiet=1, learn_quiet=True)
+        assert out_m[1, 0] == 0.0
+        assert out_l[1, 0] == 0.0
+    probe = np.array([[0.5], [8.0]])
+    assert muted.update(probe, ALL, ONE)[1, 0] > 3.0
+    assert learnt.update(probe, ALL, ONE)[1, 0] < 1.0
+    assert muted.update(probe, ALL, ONE)[0, 0] < 1.0
+
+
+def test_the_daily_profile_is_silent_on_a_bin_s_first_day() -> None:
+    """Day one of a fresh bank never scores the seasonal view, however far a value is from the
+    minutes before it; from the second day it does.
+    """
+    det = DetectorBank(DetectorParams(warmup_samples=10), 1)
+    rng = random.Random(6)
+    phases = []
+    for i in range(3 * 288):  # three days at 5 minutes
+        ts = T0 + 300.0 * i
+        z = np.zeros(1)
+        det.update(ts, np.array([rng.gauss(0.0, 1.0)]), ALL, ONE)
+        phases.append(det._seasonal(ts + 1.0, np.array([50.0]), ALL, z))
+        if i < 288:
+            assert z[0] == 0.0
+    assert set(phases[:288]) == {0}
+    assert phases[-1] == 2
+
+
 def test_holdoff_passes_one_detection_per_burst() -> None:
     """After a detection, the rest of the burst is zeroed or halved below the threshold."""
     h = HoldoffBank(samples=10, threshold=0.5, channels=1)

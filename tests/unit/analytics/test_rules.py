@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,41 @@ def test_a_gap_much_longer_than_usual_is_a_dropout() -> None:
     rule = DropoutRule(factor=3.0)
     stamps = [0.0, 10.0, 20.0, 30.0, 100.0, 110.0]
     assert [rule.check(t) for t in stamps] == [None, None, None, None, 70.0, None]
+
+
+def test_a_source_whose_long_gaps_are_common_stops_raising_dropouts() -> None:
+    """A source with a 20 s gap after every ninth 10 s gap (irregular by nature) raises a
+    dropout for its first few long gaps only; a regular meter's rare gaps all count, and a gap
+    far longer than the usual long ones still does.
+    """
+    irregular = DropoutRule(factor=1.5)
+    stamps = [0.0]
+    for i in range(1, 3001):
+        stamps.append(stamps[-1] + (40.0 if i % 10 == 0 else 10.0))
+    found = [rule_gap for t in stamps if (rule_gap := irregular.check(t)) is not None]
+    assert 1 <= len(found) <= 10  # 300 long gaps, only the first few before they are usual
+    assert irregular.check(stamps[-1] + 2000.0) == 2000.0
+    regular = DropoutRule(factor=3.0)
+    ts, hits = 0.0, 0
+    for i in range(1, 5001):
+        ts += 60.0 if i % 500 == 0 else 10.0
+        hits += regular.check(ts) is not None
+    assert hits == 10  # one in 500 gaps is rare: every one is a dropout
+
+
+def test_dropout_memory_is_fixed() -> None:
+    """Learning 60,000 gaps of every length (past a rescale of the counts) leaves the rule's
+    state the same size and finite.
+    """
+    rule = DropoutRule(factor=3.0)
+    rule.check(0.0)
+    before = len(rule._long)
+    ts = 0.0
+    for i in range(1, 60001):
+        ts += 10.0 * (1 + (i * 7919) % 997)
+        rule.check(ts)
+    assert len(rule._long) == before
+    assert all(math.isfinite(c) for c in rule._long)
 
 
 def test_a_voltage_outside_its_supply_band_breaks_the_band_rule() -> None:
