@@ -14,13 +14,10 @@ each value four ways:
 * ``step``: the change since the previous value against the typical change: spikes and jumps;
 * ``persistence``: a short moving average of the level distance: a moderate shift that lasts.
 
-Beside the score, each channel keeps its *jumpiness*: a short moving average of ``log1p`` of
-its change against its typical change (a mean absolute change that big changes move only a
-little, so an oscillation does not become the norm; each change capped, so one load step
-cannot make it). Channels that keep jumping many typical changes, sample after sample, are
-oscillating (:attr:`DetectorBank.jumpiest`: the second largest jumpiness of a device, since
-an oscillating load moves its current and powers together); a normal signal's jumpiness stays
-near 0.5.
+Each channel also keeps its *jumpiness*: a short average of ``log1p`` of its change over its
+typical change (each capped); channels that keep jumping are oscillating
+(:attr:`DetectorBank.jumpiest`: a device's second largest, as a load moves current and powers
+together).
 
 Raw distances mean different things on different signals, so each one is calibrated by its own
 history (:class:`~gridedge.analytics.calibrate.SurpriseBank`: a decaying histogram of past
@@ -50,6 +47,8 @@ _JUMP_CLIP = 4.0  # a change counts at most this many typical changes into the t
 _VIEWS = 4  # level, step, seasonal, persistence
 _SEASON_VIEW = 2
 _MUTE, _LEARNT, _SCORED = range(3)  # phases of the seasonal view
+# The surprise update's quiet and learn_quiet arguments in each phase.
+_QUIET = {_MUTE: (_SEASON_VIEW, False), _LEARNT: (_SEASON_VIEW, True), _SCORED: (-1, True)}
 _TINY = 1e-150
 """Deviations at or below this count as none: a distance over them could overflow."""
 
@@ -156,13 +155,9 @@ class DetectorBank:
         # Per time-of-day bin: the mean (float32 is ample for a profile; NaN until the bin sees
         # its channel's first value).
         self._profile = np.full((max(1, p.seasonal_bins), channels), np.nan, np.float32)
-        # Per bin: the day of its first value. Within that day a residual compares a value with
-        # minutes before it, not with another day: neither learnt nor scored.
+        # Per bin: the day of its first value (that day compares with minutes before, not days).
         self._since = np.full(max(1, p.seasonal_bins), np.inf)
-        # Samples compared with an earlier day: the typical residual is learnt from the first,
-        # the surprise of the seasonal distance from the settle-th on, and it is scored after
-        # ``warmup_samples`` more and from the bin's third day.
-        self._season_n = 0
+        self._season_n = 0  # samples compared with an earlier day
         self._surprise = SurpriseBank(_VIEWS, channels, p.calibration_samples)
         self._young = True
 
@@ -219,9 +214,7 @@ class DetectorBank:
         out = np.zeros(len(n))
         if learn.any():
             sub = cols[learn]
-            s = self._surprise.update(distances[:, learn], sub, sub, *self._quiet(phase)).max(
-                axis=0
-            )
+            s = self._surprise.update(distances[:, learn], sub, sub, *_QUIET[phase]).max(axis=0)
             out[learn] = np.where(n[learn] > self._p.warmup_samples, s / (s + SURPRISE_HALF), 0.0)
         return out
 
@@ -250,7 +243,7 @@ class DetectorBank:
         st[self._PERSIST, sel] = persist
         np.expm1(persist, out=z[3])
         self._jumpiness(ae[1], n, sel, None)
-        s: Floats = self._surprise.update(z, sel, cols, *self._quiet(phase)).max(axis=0)
+        s: Floats = self._surprise.update(z, sel, cols, *_QUIET[phase]).max(axis=0)
         return s / (s + SURPRISE_HALF)
 
     def _jumpiness(
@@ -281,15 +274,8 @@ class DetectorBank:
         k = int(np.argpartition(jump, -2)[-2])
         self.jumpiest = (float(jump[k]), k)
 
-    @staticmethod
-    def _quiet(phase: int) -> tuple[int, bool]:
-        """The ``quiet`` and ``learn_quiet`` arguments of the surprise update for a phase."""
-        return (-1, True) if phase == _SCORED else (_SEASON_VIEW, phase == _LEARNT)
-
     def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> int:
-        """Distance from this time of day's usual value on earlier days, in typical residuals,
-        into ``out`` (then learnt); returns its phase: muted, learnt only, or scored.
-        """
+        """Distance from this time of day's usual value, in typical residuals, into ``out``."""
         day = ts // DAY_S
         b = int((ts % DAY_S) / DAY_S * self._bins)
         mean = self._profile[b, sel]
@@ -316,9 +302,8 @@ class DetectorBank:
             st[self._RESID, sel] = np.where(empty, resid, learnt)
             self._profile[b, sel] = np.where(empty, values, mean + self._p.seasonal_rate * r)
             self._complete[b] = not np.isnan(self._profile[b]).any()
-        if n <= self._settle:
+        if n <= self._settle:  # then scored from the bin's third day, the second calibrates
             return _MUTE
-        # Scored from the bin's third day: the second one calibrates the view at any rate.
         young = n <= self._settle + self._p.warmup_samples or self._since[b] >= day - 1.0
         return _LEARNT if young else _SCORED
 

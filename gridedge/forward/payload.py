@@ -372,7 +372,7 @@ def unpack(payload: bytes) -> list[dict[str, Any]]:
     if not isinstance(obj, dict) or "gateway" not in obj:
         raise ValueError("not a gridedge envelope message")
     head = {key: obj[key] for key in ("gateway", "epoch") if key in obj}
-    if "messages" in obj:
+    if isinstance(obj.get("messages"), list) and "seq" not in obj:
         # batch_scope = "gateway": the device messages, each without gateway and epoch.
         return [entry for inner in obj["messages"] for entry in _unpack_inner(inner, head)]
     return _unpack_inner(obj, head)
