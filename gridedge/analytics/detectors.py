@@ -275,7 +275,7 @@ class DetectorBank:
         self.jumpiest = (float(jump[k]), k)
 
     def _seasonal(self, ts: float, values: Floats, sel: Index, out: Floats) -> int:
-        """Distance from this time of day's usual value, in typical residuals, into ``out``."""
+        """Distance from this time of day's usual value (in residuals) into ``out``; phase."""
         day = ts // DAY_S
         b = int((ts % DAY_S) / DAY_S * self._bins)
         mean = self._profile[b, sel]
@@ -302,7 +302,7 @@ class DetectorBank:
             st[self._RESID, sel] = np.where(empty, resid, learnt)
             self._profile[b, sel] = np.where(empty, values, mean + self._p.seasonal_rate * r)
             self._complete[b] = not np.isnan(self._profile[b]).any()
-        if n <= self._settle:  # then scored from the bin's third day, the second calibrates
+        if n <= self._settle:  # then learnt; scored from the bin's third day
             return _MUTE
         young = n <= self._settle + self._p.warmup_samples or self._since[b] >= day - 1.0
         return _LEARNT if young else _SCORED
